@@ -1,0 +1,3 @@
+from rpbuild.cli import main
+
+main()

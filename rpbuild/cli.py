@@ -1,0 +1,209 @@
+"""The command line: parse arguments, call the domain modules, print results.
+
+Domain errors become one line on stderr and an exit code here, at the
+boundary, and nowhere else. Heavy modules are imported inside the commands so
+that `rpbuild --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from rpbuild.errors import RpbuildError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rpbuild.profiles import Profile
+    from rpbuild.project import Project
+
+app = typer.Typer(
+    name="rpbuild",
+    help="Build minimal, reproducible rosenpass container images with Nix.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+profiles_app = typer.Typer(help="List the image profiles.", invoke_without_command=True)
+lock_app = typer.Typer(help="Manage flake.lock.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(lock_app, name="lock")
+
+
+@dataclass
+class Context:
+    project_dir: Path | None
+    verbose: bool
+    quiet: bool
+    _project: Project | None = None
+
+    def project(self) -> Project:
+        from rpbuild.project import find_project
+
+        if self._project is None:
+            self._project = find_project(self.project_dir)
+        return self._project
+
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    def err_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", help="Project directory (default: found from here upwards)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")] = False,
+) -> None:
+    ctx.obj = Context(project_dir=project, verbose=verbose, quiet=quiet)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="rpbuild: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _load(c: Context) -> tuple[Project, dict[str, Profile]]:
+    from rpbuild.profiles import load_profiles
+
+    project = c.project()
+    return project, load_profiles(project.profiles_dir)
+
+
+# --- profiles ---------------------------------------------------------------
+
+
+@profiles_app.callback()
+def profiles_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The resolved profiles and their packages, as a table."""
+    if ctx.invoked_subcommand is not None:
+        return
+    c = _ctx(ctx)
+    _, profiles = _load(c)
+    if as_json:
+        _print_json({name: p.as_dict() for name, p in profiles.items()})
+        return
+    from rpbuild import views
+
+    views.profiles_table(c.console(), list(profiles.values()))
+
+
+@profiles_app.command("show")
+def profiles_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Profile name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """One profile with its packages and image settings."""
+    from rpbuild.profiles import select
+
+    c = _ctx(ctx)
+    _, profiles = _load(c)
+    profile = select(profiles, name)
+    if as_json:
+        _print_json(profile.as_dict())
+        return
+    from rpbuild import views
+
+    views.profile_detail(c.console(), profile)
+
+
+# --- render -----------------------------------------------------------------
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 with a diff when flake.nix is stale.")
+    ] = False,
+) -> None:
+    """Write flake.nix from the profiles and templates."""
+    from rpbuild.errors import CheckFailed
+    from rpbuild.render import diff_flake, render_flake, write_flake
+
+    c = _ctx(ctx)
+    project, profiles = _load(c)
+    rendered = render_flake(project, profiles)
+    if check:
+        diff = diff_flake(project, rendered)
+        if diff:
+            sys.stdout.write(diff)
+            raise CheckFailed(
+                f"{project.flake_path}: not what the profiles and templates produce; "
+                "run `rpbuild render`"
+            )
+        if not c.quiet:
+            print(f"{project.flake_path}: up to date")
+        return
+    changed = write_flake(project, rendered)
+    if not c.quiet:
+        print(f"{project.flake_path}: {'written' if changed else 'up to date'}")
+
+
+def main() -> None:
+    """Entry point: run the app and turn domain errors into exit codes."""
+    try:
+        app(standalone_mode=False)
+    except RpbuildError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("rpbuild: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.stderr.write("rpbuild: aborted\n")
+            sys.exit(130)
+        raise
+    sys.exit(0)
+
+
+def _report(exc: RpbuildError) -> None:
+    from rpbuild.errors import CommandError
+
+    sys.stderr.write(f"rpbuild: error: {exc.message}\n")
+    if isinstance(exc, CommandError) and exc.stderr_tail and logging.getLogger().isEnabledFor(
+        logging.DEBUG
+    ):
+        sys.stderr.write(exc.stderr_tail.rstrip("\n") + "\n")
+    if exc.hint:
+        sys.stderr.write(f"rpbuild: hint: {exc.hint}\n")

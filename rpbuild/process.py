@@ -1,0 +1,217 @@
+"""The only place rpbuild starts processes.
+
+Every command is logged before it runs; a failure raises a project error carrying
+the tail of stderr, and Ctrl-C stops the whole process group before it propagates.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rpbuild.errors import CommandError, Interrupted
+
+log = logging.getLogger("rpbuild.process")
+
+TAIL_LINES = 25
+_TERMINATE_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def stderr_tail(self, lines: int = TAIL_LINES) -> str:
+        return "\n".join(self.stderr.splitlines()[-lines:])
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """Terminate each process group, then kill what is left after a grace period."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=_TERMINATE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def _drain(
+    stream: IO[bytes],
+    sink: list[str],
+    tail: collections.deque[str] | None,
+    on_line: Callable[[str], None] | None,
+) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        sink.append(line)
+        if tail is not None:
+            tail.append(line.rstrip("\n"))
+        if on_line is not None:
+            on_line(line.rstrip("\n"))
+    stream.close()
+
+
+def _fail(
+    error: type[CommandError], what: str, argv: list[str], code: int, stderr: str, hint: str | None
+) -> CommandError:
+    tail = "\n".join(stderr.splitlines()[-TAIL_LINES:])
+    last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+    message = f"{what} failed (exit {code})" + (f": {last}" if last else "")
+    return error(message, argv=argv, returncode=code, stderr_tail=tail, hint=hint)
+
+
+def run(
+    argv: list[str],
+    *,
+    what: str | None = None,
+    error: type[CommandError] = CommandError,
+    check: bool = True,
+    input_bytes: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
+    stdin: IO[bytes] | int | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run argv to completion, capturing stdout and stderr.
+
+    stderr is read line by line so that callers can show progress (nix's
+    internal-json log) while the command runs.
+    """
+    what = what or Path(argv[0]).name
+    log.debug("running: %s", shlex.join(argv))
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input_bytes is not None else (stdin or subprocess.DEVNULL),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise error(f"{what}: command not found: {argv[0]}", argv=argv, hint=hint) from exc
+    out: list[str] = []
+    err: list[str] = []
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stdout, out, None, None), daemon=True),
+        threading.Thread(
+            target=_drain, args=(proc.stderr, err, tail, on_stderr_line), daemon=True
+        ),
+    ]
+    for t in readers:
+        t.start()
+    try:
+        if input_bytes is not None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(input_bytes)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        code = proc.wait()
+        for t in readers:
+            t.join()
+    except KeyboardInterrupt:
+        _stop([proc])
+        raise Interrupted(f"interrupted: stopped {what}") from None
+    result = Result(argv=argv, returncode=code, stdout="".join(out), stderr="".join(err))
+    log.debug("exit %d: %s", code, shlex.join(argv))
+    if check and code != 0:
+        raise _fail(error, what, argv, code, result.stderr, hint)
+    return result
+
+
+def pipe(
+    producer: list[str],
+    consumer: list[str],
+    *,
+    what: str,
+    error: type[CommandError] = CommandError,
+    producer_error: type[CommandError] | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run `producer | consumer` without a shell and without a copy on disk.
+
+    Both sides are checked: a producer that dies half-way must not pass for a
+    consumer that loaded a truncated stream.
+    """
+    log.debug("running: %s | %s", shlex.join(producer), shlex.join(consumer))
+    try:
+        prod = subprocess.Popen(
+            producer,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise error(f"{what}: command not found: {producer[0]}", argv=producer) from exc
+    assert prod.stdout is not None and prod.stderr is not None
+    try:
+        cons = subprocess.Popen(
+            consumer,
+            stdin=prod.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        _stop([prod])
+        raise error(f"{what}: command not found: {consumer[0]}", argv=consumer) from exc
+    prod.stdout.close()  # the consumer holds the only reader now
+    assert cons.stdout is not None and cons.stderr is not None
+    prod_err: list[str] = []
+    out: list[str] = []
+    err: list[str] = []
+    readers = [
+        threading.Thread(target=_drain, args=(prod.stderr, prod_err, None, None), daemon=True),
+        threading.Thread(target=_drain, args=(cons.stdout, out, None, None), daemon=True),
+        threading.Thread(target=_drain, args=(cons.stderr, err, None, None), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    try:
+        ccode = cons.wait()
+        pcode = prod.wait()
+        for t in readers:
+            t.join()
+    except KeyboardInterrupt:
+        _stop([prod, cons])
+        raise Interrupted(f"interrupted: stopped {what}") from None
+    if pcode != 0:
+        raise _fail(producer_error or error, what, producer, pcode, "".join(prod_err), hint)
+    if ccode != 0:
+        raise _fail(error, what, consumer, ccode, "".join(err), hint)
+    return Result(argv=consumer, returncode=ccode, stdout="".join(out), stderr="".join(err))

@@ -1,0 +1,360 @@
+"""Image profiles: TOML files, validated and resolved along their `extends` chains.
+
+Profile values end up inside Nix code, so everything is checked against strict
+grammars here and later passed to Nix only as JSON data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpbuild.errors import ProfileError
+
+SOURCES = ("nixpkgs", "rosenpass")
+DEFAULT_CREATED = "1970-01-01T00:00:01Z"
+DEFAULT_ENTRYPOINT = ("/bin/rpbuild-entrypoint",)
+DEFAULT_MAX_LAYERS = 100
+# Docker refuses images with more than about 125 layers.
+MAX_LAYERS_LIMIT = 125
+
+PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
+ATTR_PART_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]{0,99}$")
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
+_UNITS = {
+    None: 1, "B": 1,
+    "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+}
+
+TOP_KEYS = ("description", "extends", "budget", "image", "package")
+IMAGE_KEYS = ("name", "tag", "entrypoint", "cmd", "env", "labels", "created", "max_layers")
+PACKAGE_KEYS = ("name", "source", "attr", "description", "reason", "required")
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    source: str
+    attr: tuple[str, ...]
+    description: str
+    reason: str
+    required: bool
+    origin: str  # the profile that lists it
+
+    @property
+    def attr_path(self) -> str:
+        return ".".join(self.attr)
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    name: str
+    tag: str
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: Mapping[str, str]
+    labels: Mapping[str, str]
+    created: str
+    max_layers: int
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    description: str
+    extends: str | None
+    chain: tuple[str, ...]  # this profile first, then its ancestors
+    budget: int | None
+    image: ImageSettings
+    packages: tuple[Package, ...]
+
+    def spec(self) -> dict[str, Any]:
+        """The data the flake template hands to Nix (through builtins.fromJSON)."""
+        return {
+            "description": self.description,
+            "image": {
+                "name": self.image.name,
+                "tag": self.image.tag,
+                "entrypoint": list(self.image.entrypoint),
+                "cmd": list(self.image.cmd),
+                "env": dict(sorted(self.image.env.items())),
+                "labels": dict(sorted(self.image.labels.items())),
+                "created": self.image.created,
+                "maxLayers": self.image.max_layers,
+            },
+            "packages": [
+                {"name": p.name, "source": p.source, "attrPath": list(p.attr)}
+                for p in self.packages
+            ],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything about the resolved profile, for `--json` and fingerprints."""
+        return {
+            "name": self.name,
+            "file": str(self.path),
+            "description": self.description,
+            "extends": self.extends,
+            "chain": list(self.chain),
+            "budget": self.budget,
+            "image": self.spec()["image"],
+            "packages": [
+                {
+                    "name": p.name,
+                    "source": p.source,
+                    "attr": p.attr_path,
+                    "description": p.description,
+                    "reason": p.reason,
+                    "required": p.required,
+                    "from": p.origin,
+                }
+                for p in self.packages
+            ],
+        }
+
+
+@dataclass
+class _Raw:
+    name: str
+    path: Path
+    data: dict[str, Any]
+    image: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_size(value: object, *, where: str) -> int:
+    """Sizes as bytes (int) or strings like '110 MiB' or '94 MB'."""
+    if isinstance(value, bool):
+        raise ProfileError(f"{where}: a size must be a number of bytes or a string like '110 MiB'")
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str):
+        m = SIZE_RE.match(value)
+        if m:
+            return int(float(m.group(1)) * _UNITS[m.group(2)])
+    raise ProfileError(f"{where}: invalid size {value!r} (use bytes or e.g. '110 MiB', '94 MB')")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(allowed)})"
+            raise ProfileError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _string(value: object, where: str, *, empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}: expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ProfileError(f"{where}: NUL characters cannot be passed to Nix")
+    if not empty and not value.strip():
+        raise ProfileError(f"{where}: must not be empty")
+    return value
+
+
+def _string_list(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ProfileError(f"{where}: expected a list of strings")
+    return tuple(_string(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _string_table(value: object, where: str, key_re: re.Pattern[str] | None) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}: expected a table of strings")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        _string(k, f"{where}: key {k!r}", empty=False)
+        if key_re is not None and not key_re.match(k):
+            raise ProfileError(f"{where}: invalid name {k!r} (letters, digits and _ only)")
+        out[k] = _string(v, f"{where}.{k}")
+    return out
+
+
+def _read(path: Path) -> _Raw:
+    where = _display(path)
+    name = path.stem
+    if not PROFILE_NAME_RE.match(name):
+        raise ProfileError(
+            f"{where}: invalid profile name {name!r} (lower-case letters, digits and '-')"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{where}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ProfileError(f"{where}: cannot read: {exc.strerror}") from None
+    _unknown_keys(data, TOP_KEYS, where)
+    image = data.get("image", {})
+    if not isinstance(image, dict):
+        raise ProfileError(f"{where}: [image] must be a table")
+    _unknown_keys(image, IMAGE_KEYS, f"{where}: [image]")
+    return _Raw(name=name, path=path, data=data, image=image)
+
+
+def _packages(raw: _Raw) -> list[Package]:
+    where = _display(raw.path)
+    items = raw.data.get("package", [])
+    if not isinstance(items, list):
+        raise ProfileError(f"{where}: 'package' must be an array of tables ([[package]])")
+    out: list[Package] = []
+    for i, item in enumerate(items):
+        pwhere = f"{where}: package #{i + 1}"
+        if not isinstance(item, dict):
+            raise ProfileError(f"{pwhere}: must be a table")
+        name = item.get("name")
+        if not isinstance(name, str) or not PACKAGE_NAME_RE.match(name):
+            raise ProfileError(f"{pwhere}: 'name' is missing or invalid: {name!r}")
+        pwhere = f"{where}: package '{name}'"
+        _unknown_keys(item, PACKAGE_KEYS, pwhere)
+        source = item.get("source", "nixpkgs")
+        if source not in SOURCES:
+            raise ProfileError(f"{pwhere}: unknown source {source!r} (known: {', '.join(SOURCES)})")
+        attr_text = item.get("attr", name)
+        if not isinstance(attr_text, str):
+            raise ProfileError(f"{pwhere}: 'attr' must be a string")
+        parts = tuple(attr_text.split("."))
+        if not all(ATTR_PART_RE.match(p) for p in parts):
+            raise ProfileError(
+                f"{pwhere}: invalid attribute path {attr_text!r} "
+                "(dot-separated names of letters, digits, _, ' and -)"
+            )
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            raise ProfileError(f"{pwhere}: 'required' must be true or false")
+        out.append(
+            Package(
+                name=name,
+                source=str(source),
+                attr=parts,
+                description=_string(item.get("description", ""), f"{pwhere}: description"),
+                reason=_string(item.get("reason", ""), f"{pwhere}: reason"),
+                required=required,
+                origin=raw.name,
+            )
+        )
+    return out
+
+
+def _resolve(name: str, raws: Mapping[str, _Raw], cache: dict[str, Profile], stack: list[str]) -> Profile:
+    if name in cache:
+        return cache[name]
+    raw = raws[name]
+    where = _display(raw.path)
+    if name in stack:
+        cycle = " -> ".join([*stack[stack.index(name):], name])
+        raise ProfileError(f"{where}: extends cycle: {cycle}")
+    parent_name = raw.data.get("extends")
+    parent: Profile | None = None
+    if parent_name is not None:
+        if not isinstance(parent_name, str):
+            raise ProfileError(f"{where}: 'extends' must be a profile name")
+        if parent_name not in raws:
+            known = ", ".join(sorted(raws))
+            close = difflib.get_close_matches(parent_name, list(raws), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ProfileError(
+                f"{where}: extends unknown profile '{parent_name}' ({hint}known: {known})"
+            )
+        parent = _resolve(parent_name, raws, cache, [*stack, name])
+
+    img = raw.image
+    base = parent.image if parent else None
+    iname = _string(img.get("name", base.name if base else "rosenpass"), f"{where}: image.name")
+    if not IMAGE_NAME_RE.match(iname):
+        raise ProfileError(f"{where}: image.name {iname!r} is not a valid image name")
+    tag = _string(img.get("tag", name), f"{where}: image.tag")
+    if not TAG_RE.match(tag):
+        raise ProfileError(f"{where}: image.tag {tag!r} is not a valid tag")
+    created = _string(img.get("created", base.created if base else DEFAULT_CREATED), f"{where}: image.created")
+    if created == "now":
+        raise ProfileError(f"{where}: image.created = 'now' makes every build a different image; use a fixed date")
+    if not CREATED_RE.match(created):
+        raise ProfileError(f"{where}: image.created {created!r} is not a UTC timestamp like 1970-01-01T00:00:01Z")
+    max_layers = img.get("max_layers", base.max_layers if base else DEFAULT_MAX_LAYERS)
+    if isinstance(max_layers, bool) or not isinstance(max_layers, int) or not 2 <= max_layers <= MAX_LAYERS_LIMIT:
+        raise ProfileError(f"{where}: image.max_layers must be a whole number from 2 to {MAX_LAYERS_LIMIT}")
+    entrypoint = (
+        _string_list(img["entrypoint"], f"{where}: image.entrypoint")
+        if "entrypoint" in img
+        else (base.entrypoint if base else DEFAULT_ENTRYPOINT)
+    )
+    cmd = _string_list(img["cmd"], f"{where}: image.cmd") if "cmd" in img else (base.cmd if base else ())
+    env = {**(base.env if base else {}), **_string_table(img.get("env", {}), f"{where}: image.env", ENV_NAME_RE)}
+    labels = {**(base.labels if base else {}), **_string_table(img.get("labels", {}), f"{where}: image.labels", None)}
+
+    own = _packages(raw)
+    packages = list(parent.packages) if parent else []
+    seen = {p.name: p for p in packages}
+    for pkg in own:
+        if pkg.name in seen:
+            first = seen[pkg.name]
+            also = "" if first.origin == name else f" (already in profile '{first.origin}')"
+            raise ProfileError(f"{where}: package '{pkg.name}' is listed twice{also}")
+        seen[pkg.name] = pkg
+        packages.append(pkg)
+    if not packages:
+        raise ProfileError(f"{where}: the profile has no packages")
+
+    budget = raw.data.get("budget")
+    profile = Profile(
+        name=name,
+        path=raw.path,
+        description=_string(raw.data.get("description", ""), f"{where}: description"),
+        extends=parent_name,
+        chain=(name, *(parent.chain if parent else ())),
+        budget=None if budget is None else parse_size(budget, where=f"{where}: budget"),
+        image=ImageSettings(
+            name=iname, tag=tag, entrypoint=entrypoint, cmd=cmd, env=env, labels=labels,
+            created=created, max_layers=max_layers,
+        ),
+        packages=tuple(packages),
+    )
+    cache[name] = profile
+    return profile
+
+
+def load_profiles(directory: Path) -> dict[str, Profile]:
+    """All profiles in a directory, resolved, keyed by name in sorted order."""
+    if not directory.is_dir():
+        raise ProfileError(f"{_display(directory)}: no profiles directory")
+    raws = {raw.name: raw for raw in (_read(p) for p in sorted(directory.glob("*.toml")))}
+    if not raws:
+        raise ProfileError(f"{_display(directory)}: no profiles (*.toml) found")
+    cache: dict[str, Profile] = {}
+    for name in sorted(raws):
+        _resolve(name, raws, cache, [])
+    return {name: cache[name] for name in sorted(cache)}
+
+
+def select(profiles: Mapping[str, Profile], name: str) -> Profile:
+    """One profile by name; an unknown name lists the known ones."""
+    if name in profiles:
+        return profiles[name]
+    close = difflib.get_close_matches(name, list(profiles), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ProfileError(f"unknown profile '{name}' ({hint}known: {', '.join(profiles)})")

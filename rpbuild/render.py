@@ -1,0 +1,151 @@
+"""Render flake.nix from the profiles with Jinja2.
+
+The template is Nix code written by us; every value from a profile reaches it
+only inside one JSON document, escaped as a Nix string and read back with
+builtins.fromJSON. Output is byte-identical for identical inputs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpbuild import TEMPLATE_VERSION, __version__
+from rpbuild.errors import RenderError
+from rpbuild.fsutil import atomic_write
+from rpbuild.profiles import Profile
+from rpbuild.project import Project
+
+FLAKE_TEMPLATE = "flake.nix.j2"
+ENTRYPOINT_TEMPLATE = "entrypoint.sh"
+
+
+def nix_string(text: str) -> str:
+    """Escape text for the inside of a Nix double-quoted string.
+
+    Backslash, double quote and dollar are escaped (so `${` can never start an
+    interpolation); newline, CR and tab use Nix's escapes. NUL cannot be
+    represented in Nix strings at all.
+    """
+    if "\x00" in text:
+        raise RenderError("a NUL character cannot be passed to Nix")
+    out = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("$", "\\$")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return out
+
+
+def nix_indented_string(text: str) -> str:
+    """Escape text for the inside of a Nix indented string (two single quotes each side).
+
+    Only two single quotes and `${` are special there. Used for the JSON
+    document, whose string values never hold a literal newline, so the
+    indentation Nix strips is only whitespace between JSON tokens.
+    """
+    if "\x00" in text:
+        raise RenderError("a NUL character cannot be passed to Nix")
+    return text.replace("''", "'''").replace("${", "''${")
+
+
+def spec_document(
+    profiles: Mapping[str, Profile], systems: tuple[str, ...], entrypoint: str
+) -> dict[str, Any]:
+    return {
+        "templateVersion": TEMPLATE_VERSION,
+        "systems": list(systems),
+        "entrypoint": entrypoint,
+        "profiles": {name: profiles[name].spec() for name in sorted(profiles)},
+    }
+
+
+def spec_json(document: Mapping[str, Any]) -> str:
+    """Canonical JSON: sorted keys, fixed indentation, UTF-8 kept as is."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    spec: dict[str, Any]
+
+
+def _environment(templates: Path) -> Any:
+    import jinja2  # imported here: `rpbuild --help` must stay fast
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        autoescape=False,  # the output is Nix, and values are escaped by nix_string
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    env.filters["nix_string"] = nix_string
+    env.filters["nix_indented_string"] = nix_indented_string
+    return env
+
+
+def _read_template(project: Project, name: str) -> str:
+    path = project.templates_dir / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RenderError(f"{path}: cannot read template: {exc.strerror}") from None
+
+
+def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
+    import jinja2
+
+    entrypoint = _read_template(project, ENTRYPOINT_TEMPLATE)
+    document = spec_document(profiles, project.settings.systems, entrypoint)
+    if project.builtin:
+        sources = ["rpbuild's built-in profiles: " + ", ".join(sorted(profiles))]
+    else:
+        sources = [
+            str(p.path.resolve().relative_to(project.root)) for p in profiles.values()
+        ] + [f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}"]
+    try:
+        template = _environment(project.templates_dir).get_template(FLAKE_TEMPLATE)
+        text = template.render(
+            rpbuild_version=__version__,
+            template_version=TEMPLATE_VERSION,
+            sources=[s.replace("\n", " ") for s in sources],
+            follows=project.settings.rosenpass_follows_nixpkgs,
+            spec_json=spec_json(document),
+        )
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{project.templates_dir / FLAKE_TEMPLATE}: {exc}") from None
+    return Rendered(text=text, spec=document)
+
+
+def write_flake(project: Project, rendered: Rendered) -> bool:
+    """Write flake.nix atomically; False when it was already up to date."""
+    path = project.flake_path
+    if path.is_file() and path.read_text(encoding="utf-8") == rendered.text:
+        return False
+    atomic_write(path, rendered.text)
+    return True
+
+
+def diff_flake(project: Project, rendered: Rendered) -> str:
+    """A unified diff from flake.nix on disk to what it should be; empty when equal."""
+    path = project.flake_path
+    current = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if current == rendered.text:
+        return ""
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            rendered.text.splitlines(keepends=True),
+            fromfile=f"{path.name} (on disk)",
+            tofile=f"{path.name} (rendered)",
+        )
+    )
