@@ -42,77 +42,110 @@
                   "attrPath": [
                     "rosenpass"
                   ],
+                  "description": "The rosenpass daemon and its rp helper, built from source",
                   "name": "rosenpass",
+                  "reason": "The key exchange itself: rp drives rosenpass and WireGuard",
+                  "required": true,
                   "source": "rosenpass"
                 },
                 {
                   "attrPath": [
                     "coreutils-full"
                   ],
+                  "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
+                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iana-etc"
                   ],
+                  "description": "/etc/protocols and /etc/services",
                   "name": "iana-etc",
+                  "reason": "Protocol names (e.g. icmp for ping) resolve only with /etc/protocols in the image",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "gnugrep"
                   ],
+                  "description": "GNU grep",
                   "name": "gnugrep",
+                  "reason": "The rp script relies on grep and fails without it",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iproute2"
                   ],
+                  "description": "Linux networking utilities (ip)",
                   "name": "iproute2",
+                  "reason": "ip creates and addresses the network devices for rosenpass and WireGuard",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "wireguard-tools"
                   ],
+                  "description": "wg, the WireGuard configuration tool",
                   "name": "wireguard-tools",
+                  "reason": "Establishes and inspects the VPN connection between the peers (wg show)",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "procps"
                   ],
+                  "description": "sysctl, ps and friends",
                   "name": "procps",
+                  "reason": "sysctl configures IPv6 on the tunnel",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iputils"
                   ],
+                  "description": "ping and other network test tools",
                   "name": "iputils",
+                  "reason": "Tests the connection between the peers; the healthcheck pings over the tunnel",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "bash"
                   ],
+                  "description": "GNU Bourne Again SHell",
                   "name": "bash",
+                  "reason": "To log in to the container and debug from the command line",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iptables"
                   ],
+                  "description": "Packet filter administration",
                   "name": "iptables",
+                  "reason": "To inspect and change the firewall rules the tunnel traffic passes",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "tcpdump"
                   ],
+                  "description": "Network packet analyser",
                   "name": "tcpdump",
+                  "reason": "To watch the key exchange and tunnel traffic on the wire",
+                  "required": false,
                   "source": "nixpkgs"
                 }
               ]
@@ -138,35 +171,50 @@
                   "attrPath": [
                     "rosenpass"
                   ],
+                  "description": "The rosenpass daemon and its rp helper, built from source",
                   "name": "rosenpass",
+                  "reason": "The key exchange itself: rp drives rosenpass and WireGuard",
+                  "required": true,
                   "source": "rosenpass"
                 },
                 {
                   "attrPath": [
                     "coreutils-full"
                   ],
+                  "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
+                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iana-etc"
                   ],
+                  "description": "/etc/protocols and /etc/services",
                   "name": "iana-etc",
+                  "reason": "Protocol names (e.g. icmp for ping) resolve only with /etc/protocols in the image",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "gnugrep"
                   ],
+                  "description": "GNU grep",
                   "name": "gnugrep",
+                  "reason": "The rp script relies on grep and fails without it",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iproute2"
                   ],
+                  "description": "Linux networking utilities (ip)",
                   "name": "iproute2",
+                  "reason": "ip creates and addresses the network devices for rosenpass and WireGuard",
+                  "required": true,
                   "source": "nixpkgs"
                 }
               ]
@@ -192,56 +240,80 @@
                   "attrPath": [
                     "rosenpass"
                   ],
+                  "description": "The rosenpass daemon and its rp helper, built from source",
                   "name": "rosenpass",
+                  "reason": "The key exchange itself: rp drives rosenpass and WireGuard",
+                  "required": true,
                   "source": "rosenpass"
                 },
                 {
                   "attrPath": [
                     "coreutils-full"
                   ],
+                  "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
+                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iana-etc"
                   ],
+                  "description": "/etc/protocols and /etc/services",
                   "name": "iana-etc",
+                  "reason": "Protocol names (e.g. icmp for ping) resolve only with /etc/protocols in the image",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "gnugrep"
                   ],
+                  "description": "GNU grep",
                   "name": "gnugrep",
+                  "reason": "The rp script relies on grep and fails without it",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iproute2"
                   ],
+                  "description": "Linux networking utilities (ip)",
                   "name": "iproute2",
+                  "reason": "ip creates and addresses the network devices for rosenpass and WireGuard",
+                  "required": true,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "wireguard-tools"
                   ],
+                  "description": "wg, the WireGuard configuration tool",
                   "name": "wireguard-tools",
+                  "reason": "Establishes and inspects the VPN connection between the peers (wg show)",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "procps"
                   ],
+                  "description": "sysctl, ps and friends",
                   "name": "procps",
+                  "reason": "sysctl configures IPv6 on the tunnel",
+                  "required": false,
                   "source": "nixpkgs"
                 },
                 {
                   "attrPath": [
                     "iputils"
                   ],
+                  "description": "ping and other network test tools",
                   "name": "iputils",
+                  "reason": "Tests the connection between the peers; the healthcheck pings over the tunnel",
+                  "required": false,
                   "source": "nixpkgs"
                 }
               ]

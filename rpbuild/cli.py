@@ -76,7 +76,9 @@ def _root(
         Path | None,
         typer.Option("--project", help="Project directory (default: found from here upwards)."),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every command run.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")] = False,
 ) -> None:
     ctx.obj = Context(project_dir=project, verbose=verbose, quiet=quiet)
@@ -172,37 +174,137 @@ def render(
         print(f"{project.flake_path}: {'written' if changed else 'up to date'}")
 
 
+# Options that take two values, like nix's own; typer takes NAME=VALUE, so the
+# two-word form is joined before parsing.
+_PAIR_OPTIONS = ("--override-input", "--option")
+
+
+def join_pairs(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg in _PAIR_OPTIONS and i + 2 < len(argv):
+            first, second = argv[i + 1], argv[i + 2]
+            if "=" not in first and not first.startswith("-") and not second.startswith("-"):
+                out.extend([arg, f"{first}={second}"])
+                i += 3
+                continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+# --- image ------------------------------------------------------------------
+
+SystemOpt = Annotated[
+    str, typer.Option("--system", help="Nix system to build for (x86_64-linux, aarch64-linux).")
+]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="docker or podman (default: docker if installed).")
+]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--override-input",
+        metavar="INPUT URL",
+        help="Use URL for a flake input, e.g. --override-input rosenpass path:../rosenpass.",
+    ),
+]
+BuildersOpt = Annotated[
+    str | None, typer.Option("--builders", help="Passed to nix: remote builders to use.")
+]
+NixOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--option", metavar="NAME VALUE", help="Passed to nix as --option NAME VALUE."),
+]
+
+
+def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
+    from rpbuild.errors import RpbuildError
+
+    out = []
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise RpbuildError(f"{option} takes two values: NAME VALUE (got {value!r})")
+        out.append((name, rest))
+    return tuple(out)
+
+
+def nix_options(
+    overrides: list[str] | None, builders: str | None, options: list[str] | None
+) -> Any:
+    from rpbuild.nix import NixOptions
+
+    return NixOptions(
+        overrides=_pairs(overrides, "--override-input"),
+        builders=builders,
+        options=_pairs(options, "--option"),
+    )
+
+
+@app.command()
+def image(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to build.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    engine: EngineOpt = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Image reference (default: rosenpass:PROFILE).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Build a profile's image with nix and load it into Docker or Podman."""
+    from rpbuild import views
+    from rpbuild.build import BuildOptions, build_image
+
+    c = _ctx(ctx)
+    opts = BuildOptions(
+        system=system,
+        engine=engine,
+        tag=tag,
+        force=force,
+        nix=nix_options(override_input, builders, option),
+    )
+    err = c.err_console()
+    with views.build_progress(err, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+        result = build_image(
+            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
+        )
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        views.image_result(c.console(), result)
+
+
 def main() -> None:
     """Entry point: run the app and turn domain errors into exit codes."""
     try:
-        app(standalone_mode=False)
+        app(args=join_pairs(sys.argv[1:]), prog_name="rpbuild")
     except RpbuildError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("rpbuild: interrupted\n")
+        sys.stderr.write("rpbuild: interrupted; nothing was changed\n")
         sys.exit(130)
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.stderr.write("rpbuild: aborted\n")
-            sys.exit(130)
-        raise
-    sys.exit(0)
 
 
 def _report(exc: RpbuildError) -> None:
     from rpbuild.errors import CommandError
 
     sys.stderr.write(f"rpbuild: error: {exc.message}\n")
-    if isinstance(exc, CommandError) and exc.stderr_tail and logging.getLogger().isEnabledFor(
-        logging.DEBUG
+    if (
+        isinstance(exc, CommandError)
+        and exc.stderr_tail
+        and logging.getLogger().isEnabledFor(logging.DEBUG)
     ):
         sys.stderr.write(exc.stderr_tail.rstrip("\n") + "\n")
     if exc.hint:

@@ -7,6 +7,7 @@ the tail of stderr, and Ctrl-C stops the whole process group before it propagate
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import shlex
@@ -47,18 +48,14 @@ def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
     procs = list(procs)
     for proc in procs:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     for proc in procs:
         try:
             proc.wait(timeout=_TERMINATE_GRACE_S)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
 
 
@@ -126,9 +123,7 @@ def run(
     assert proc.stdout is not None and proc.stderr is not None
     readers = [
         threading.Thread(target=_drain, args=(proc.stdout, out, None, None), daemon=True),
-        threading.Thread(
-            target=_drain, args=(proc.stderr, err, tail, on_stderr_line), daemon=True
-        ),
+        threading.Thread(target=_drain, args=(proc.stderr, err, tail, on_stderr_line), daemon=True),
     ]
     for t in readers:
         t.start()

@@ -26,15 +26,24 @@ MAX_LAYERS_LIMIT = 125
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 ATTR_PART_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]{0,99}$")
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+IMAGE_NAME_RE = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
 _UNITS = {
-    None: 1, "B": 1,
-    "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
-    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
 }
 
 TOP_KEYS = ("description", "extends", "budget", "image", "package")
@@ -99,7 +108,14 @@ class Profile:
                 "maxLayers": self.image.max_layers,
             },
             "packages": [
-                {"name": p.name, "source": p.source, "attrPath": list(p.attr)}
+                {
+                    "name": p.name,
+                    "source": p.source,
+                    "attrPath": list(p.attr),
+                    "description": p.description,
+                    "reason": p.reason,
+                    "required": p.required,
+                }
                 for p in self.packages
             ],
         }
@@ -161,7 +177,9 @@ def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str)
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(allowed)})"
+            hint = (
+                f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(allowed)})"
+            )
             raise ProfileError(f"{where}: unknown key '{key}'{hint}")
 
 
@@ -260,13 +278,15 @@ def _packages(raw: _Raw) -> list[Package]:
     return out
 
 
-def _resolve(name: str, raws: Mapping[str, _Raw], cache: dict[str, Profile], stack: list[str]) -> Profile:
+def _resolve(
+    name: str, raws: Mapping[str, _Raw], cache: dict[str, Profile], stack: list[str]
+) -> Profile:
     if name in cache:
         return cache[name]
     raw = raws[name]
     where = _display(raw.path)
     if name in stack:
-        cycle = " -> ".join([*stack[stack.index(name):], name])
+        cycle = " -> ".join([*stack[stack.index(name) :], name])
         raise ProfileError(f"{where}: extends cycle: {cycle}")
     parent_name = raw.data.get("extends")
     parent: Profile | None = None
@@ -290,22 +310,44 @@ def _resolve(name: str, raws: Mapping[str, _Raw], cache: dict[str, Profile], sta
     tag = _string(img.get("tag", name), f"{where}: image.tag")
     if not TAG_RE.match(tag):
         raise ProfileError(f"{where}: image.tag {tag!r} is not a valid tag")
-    created = _string(img.get("created", base.created if base else DEFAULT_CREATED), f"{where}: image.created")
+    created = _string(
+        img.get("created", base.created if base else DEFAULT_CREATED), f"{where}: image.created"
+    )
     if created == "now":
-        raise ProfileError(f"{where}: image.created = 'now' makes every build a different image; use a fixed date")
+        raise ProfileError(
+            f"{where}: image.created = 'now' makes every build a different image; use a fixed date"
+        )
     if not CREATED_RE.match(created):
-        raise ProfileError(f"{where}: image.created {created!r} is not a UTC timestamp like 1970-01-01T00:00:01Z")
+        raise ProfileError(
+            f"{where}: image.created {created!r} is not a UTC timestamp like 1970-01-01T00:00:01Z"
+        )
     max_layers = img.get("max_layers", base.max_layers if base else DEFAULT_MAX_LAYERS)
-    if isinstance(max_layers, bool) or not isinstance(max_layers, int) or not 2 <= max_layers <= MAX_LAYERS_LIMIT:
-        raise ProfileError(f"{where}: image.max_layers must be a whole number from 2 to {MAX_LAYERS_LIMIT}")
+    if (
+        isinstance(max_layers, bool)
+        or not isinstance(max_layers, int)
+        or not 2 <= max_layers <= MAX_LAYERS_LIMIT
+    ):
+        raise ProfileError(
+            f"{where}: image.max_layers must be a whole number from 2 to {MAX_LAYERS_LIMIT}"
+        )
     entrypoint = (
         _string_list(img["entrypoint"], f"{where}: image.entrypoint")
         if "entrypoint" in img
         else (base.entrypoint if base else DEFAULT_ENTRYPOINT)
     )
-    cmd = _string_list(img["cmd"], f"{where}: image.cmd") if "cmd" in img else (base.cmd if base else ())
-    env = {**(base.env if base else {}), **_string_table(img.get("env", {}), f"{where}: image.env", ENV_NAME_RE)}
-    labels = {**(base.labels if base else {}), **_string_table(img.get("labels", {}), f"{where}: image.labels", None)}
+    cmd = (
+        _string_list(img["cmd"], f"{where}: image.cmd")
+        if "cmd" in img
+        else (base.cmd if base else ())
+    )
+    env = {
+        **(base.env if base else {}),
+        **_string_table(img.get("env", {}), f"{where}: image.env", ENV_NAME_RE),
+    }
+    labels = {
+        **(base.labels if base else {}),
+        **_string_table(img.get("labels", {}), f"{where}: image.labels", None),
+    }
 
     own = _packages(raw)
     packages = list(parent.packages) if parent else []
@@ -329,8 +371,14 @@ def _resolve(name: str, raws: Mapping[str, _Raw], cache: dict[str, Profile], sta
         chain=(name, *(parent.chain if parent else ())),
         budget=None if budget is None else parse_size(budget, where=f"{where}: budget"),
         image=ImageSettings(
-            name=iname, tag=tag, entrypoint=entrypoint, cmd=cmd, env=env, labels=labels,
-            created=created, max_layers=max_layers,
+            name=iname,
+            tag=tag,
+            entrypoint=entrypoint,
+            cmd=cmd,
+            env=env,
+            labels=labels,
+            created=created,
+            max_layers=max_layers,
         ),
         packages=tuple(packages),
     )

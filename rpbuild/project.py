@@ -69,7 +69,9 @@ def _load_settings(root: Path) -> Settings:
         raise ProjectError(f"{path}: invalid TOML: {exc}") from None
     for key in data:
         if key not in _SETTINGS_KEYS:
-            raise ProjectError(f"{path}: unknown key '{key}' (allowed: {', '.join(_SETTINGS_KEYS)})")
+            raise ProjectError(
+                f"{path}: unknown key '{key}' (allowed: {', '.join(_SETTINGS_KEYS)})"
+            )
     systems = data.get("systems", list(SYSTEMS))
     if not isinstance(systems, list) or not systems or any(s not in SYSTEMS for s in systems):
         raise ProjectError(f"{path}: systems must be a non-empty list from {', '.join(SYSTEMS)}")

@@ -109,9 +109,9 @@ def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
     if project.builtin:
         sources = ["rpbuild's built-in profiles: " + ", ".join(sorted(profiles))]
     else:
-        sources = [
-            str(p.path.resolve().relative_to(project.root)) for p in profiles.values()
-        ] + [f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}"]
+        sources = [str(p.path.resolve().relative_to(project.root)) for p in profiles.values()] + [
+            f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}"
+        ]
     try:
         template = _environment(project.templates_dir).get_template(FLAKE_TEMPLATE)
         text = template.render(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rpbuild.profiles import Profile
+
+if TYPE_CHECKING:
+    from rpbuild.build import ImageResult
 
 
 def profiles_table(console: Console, profiles: Sequence[Profile]) -> None:
@@ -63,3 +67,57 @@ def profile_detail(console: Console, profile: Profile) -> None:
         settings.add_row("label", Text(f"{key}={value}"))
     settings.add_row("budget", "-" if profile.budget is None else f"{profile.budget} bytes")
     console.print(settings)
+
+
+class BuildProgress:
+    """Messages and nix's log for one command; the live view when stderr is a terminal."""
+
+    def __init__(self, console: Console, *, quiet: bool, verbose: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.verbose = verbose
+        self._view: Any = None
+
+    def __enter__(self) -> BuildProgress:
+        from rpbuild import progress
+
+        self._view = progress.make_view(self.console, quiet=self.quiet, verbose=self.verbose)
+        self._view.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._view.__exit__(*exc)
+
+    def notify(self, message: str) -> None:
+        if self.quiet and not message.startswith("warning:"):
+            return
+        self._view.message(message)
+
+    def on_log(self, line: str) -> None:
+        self._view.feed(line)
+
+
+def build_progress(console: Console, *, quiet: bool, verbose: bool) -> BuildProgress:
+    return BuildProgress(console, quiet=quiet, verbose=verbose)
+
+
+def human_bytes(n: int) -> str:
+    from rpbuild.sizes import human
+
+    return human(n)
+
+
+def image_result(console: Console, result: ImageResult) -> None:
+    status = "up to date" if result.up_to_date else "built and loaded"
+    console.print(Text(f"{result.reference}: {status}", style="bold"))
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("image id", result.image_id)
+    table.add_row("size", human_bytes(result.size))
+    table.add_row("system", result.system)
+    table.add_row("engine", result.engine)
+    table.add_row("time", f"{result.seconds:.2f} s")
+    if result.out_path:
+        table.add_row("store path", result.out_path)
+    console.print(table)

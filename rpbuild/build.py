@@ -1,0 +1,258 @@
+"""The image pipeline: render, fingerprint, build with nix, load into the engine.
+
+Kept apart from the CLI so that `image`, `up`, `sizes` and `release` share one
+path to an image, and apart from nix.py/engine.py so those stay one-operation
+wrappers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rpbuild import engine as engines
+from rpbuild import nix
+from rpbuild.errors import EngineError, ProjectError
+from rpbuild.fsutil import atomic_write
+from rpbuild.profiles import Profile, load_profiles, select
+from rpbuild.project import SYSTEMS, Project
+from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
+from rpbuild.state import ImageRecord, fingerprint, load_state, project_lock, save_state
+
+FINGERPRINT_LABEL = "dev.rpbuild.fingerprint"
+BUILD_INFO = "rpbuild-build.json"
+
+Notify = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    system: str = "x86_64-linux"
+    engine: str | None = None
+    tag: str | None = None
+    force: bool = False
+    nix: nix.NixOptions = field(default_factory=nix.NixOptions)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    profile: str
+    system: str
+    engine: str
+    reference: str
+    image_id: str
+    size: int
+    seconds: float
+    up_to_date: bool
+    fingerprint: str
+    out_path: str | None
+    rendered: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "system": self.system,
+            "engine": self.engine,
+            "reference": self.reference,
+            "image_id": self.image_id,
+            "size": self.size,
+            "seconds": round(self.seconds, 3),
+            "up_to_date": self.up_to_date,
+            "fingerprint": self.fingerprint,
+            "out_path": self.out_path,
+            "rendered": self.rendered,
+        }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A project rendered and staged for nix: what every nix-using command needs."""
+
+    project: Project
+    profiles: dict[str, Profile]
+    flake_ref: str
+    rendered: bool  # flake.nix was stale and has been rewritten
+    templates: dict[str, str]
+    lock_bytes: bytes
+
+    def fingerprint(self, profile: Profile, system: str, options: nix.NixOptions) -> str:
+        return fingerprint(
+            lock_bytes=self.lock_bytes,
+            profile_spec=profile.spec(),
+            system=system,
+            templates=self.templates,
+            follows=self.project.settings.rosenpass_follows_nixpkgs,
+            overrides=options.overrides,
+        )
+
+
+def check_system(project: Project, system: str) -> None:
+    if system not in SYSTEMS:
+        raise ProjectError(f"unknown system '{system}' (supported: {', '.join(SYSTEMS)})")
+    if system not in project.settings.systems:
+        raise ProjectError(
+            f"system '{system}' is not enabled in rpbuild.toml "
+            f"(enabled: {', '.join(project.settings.systems)})"
+        )
+
+
+def prepare(project: Project, notify: Notify = _quiet) -> Prepared:
+    """Load profiles, re-render flake.nix when stale, and read the lock."""
+    profiles = load_profiles(project.profiles_dir)
+    lock_path = project.require_lock()
+    rendered = render_flake(project, profiles)
+    changed = write_flake(project, rendered)
+    if changed:
+        notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
+    templates = {
+        name: (project.templates_dir / name).read_text(encoding="utf-8")
+        for name in (FLAKE_TEMPLATE, ENTRYPOINT_TEMPLATE)
+    }
+    return Prepared(
+        project=project,
+        profiles=profiles,
+        flake_ref="",
+        rendered=changed,
+        templates=templates,
+        lock_bytes=lock_path.read_bytes(),
+    )
+
+
+def stage(prepared: Prepared, fingerprints: Mapping[str, Mapping[str, str]]) -> str:
+    """Copy flake.nix and flake.lock into a private directory and return its path: URL.
+
+    A `path:` flake sees exactly these files, whether or not the project is a git
+    checkout with flake.nix committed, and nix copies only them into the store.
+    """
+    project = prepared.project
+    stage_dir = project.state_dir / "flake"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(stage_dir / "flake.nix", project.flake_path.read_bytes())
+    atomic_write(stage_dir / "flake.lock", prepared.lock_bytes)
+    info = {"fingerprints": {s: dict(sorted(p.items())) for s, p in sorted(fingerprints.items())}}
+    atomic_write(stage_dir / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    for stray in ("result",):
+        if (stage_dir / stray).is_symlink():
+            (stage_dir / stray).unlink()
+    return f"path:{stage_dir.resolve()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_image(
+    project: Project,
+    profile_name: str,
+    options: BuildOptions,
+    *,
+    notify: Notify = _quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> ImageResult:
+    """Build one profile's image and load it, unless the engine already holds it."""
+    started = time.monotonic()
+    check_system(project, options.system)
+    with project_lock(
+        project.state_dir / "lock",
+        on_wait=lambda: notify("another rpbuild is running in this project; waiting for it"),
+    ):
+        prepared = prepare(project, notify)
+        profile = select(prepared.profiles, profile_name)
+        fp = prepared.fingerprint(profile, options.system, options.nix)
+        engine = engines.detect(options.engine)
+        reference = options.tag or profile.image.reference
+        if ":" not in reference.rsplit("/", 1)[-1]:
+            reference = f"{reference}:{profile.image.tag}"
+        state_path = project.state_dir / "state.json"
+        state, warning = load_state(state_path)
+        if warning:
+            notify(f"warning: {warning}")
+        key = ImageRecord.key_for(engine.name, options.system, reference)
+        record = state.images.get(key)
+
+        if not options.force and record is not None and record.fingerprint == fp:
+            info = engines.inspect(engine, reference)
+            if info is not None and info.labels.get(FINGERPRINT_LABEL) == fp:
+                return ImageResult(
+                    profile=profile.name,
+                    system=options.system,
+                    engine=engine.name,
+                    reference=reference,
+                    image_id=info.id,
+                    size=info.size,
+                    seconds=time.monotonic() - started,
+                    up_to_date=True,
+                    fingerprint=fp,
+                    out_path=record.out_path,
+                    rendered=prepared.rendered,
+                )
+            notify(f"{reference}: no longer in {engine.name}; rebuilding")
+
+        flake_ref = stage(prepared, {options.system: {profile.name: fp}})
+        installable = f"{flake_ref}#packages.{options.system}.{profile.name}"
+        notify(f"building {profile.name} for {options.system}")
+        results = nix.build([installable], options.nix, on_log=on_log)
+        out_path = results[0].outputs["out"]
+        _load(engine, Path(out_path), profile.image.reference, notify)
+        engines.tag(engine, profile.image.reference, reference)
+        info = engines.inspect(engine, reference)
+        if info is None:
+            raise EngineError(f"{engine.name} did not keep the loaded image {reference}")
+        if info.labels.get(FINGERPRINT_LABEL) != fp:
+            raise EngineError(
+                f"{reference}: the loaded image does not carry fingerprint {fp[:12]}; "
+                "is flake.nix from an older rpbuild? run `rpbuild render`"
+            )
+        state.images[key] = ImageRecord(
+            profile=profile.name,
+            system=options.system,
+            engine=engine.name,
+            reference=reference,
+            fingerprint=fp,
+            image_id=info.id,
+            out_path=out_path,
+            size=info.size,
+            built_at=_now(),
+        )
+        save_state(state_path, state)
+        return ImageResult(
+            profile=profile.name,
+            system=options.system,
+            engine=engine.name,
+            reference=reference,
+            image_id=info.id,
+            size=info.size,
+            seconds=time.monotonic() - started,
+            up_to_date=False,
+            fingerprint=fp,
+            out_path=out_path,
+            rendered=prepared.rendered,
+        )
+
+
+def _load(engine: engines.Engine, out: Path, expected: str, notify: Notify) -> None:
+    """streamLayeredImage gives a script that writes the image; buildLayeredImage an archive."""
+    notify(f"loading {expected} into {engine.name}")
+    if out.is_file() and _is_executable_script(out):
+        engines.load_stream(engine, [str(out)])
+    else:
+        engines.load_archive(engine, out)
+
+
+def _is_executable_script(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"#!"
+
+
+def clear_stage(project: Project) -> None:
+    shutil.rmtree(project.state_dir / "flake", ignore_errors=True)

@@ -1,0 +1,165 @@
+"""The container engine (Docker or Podman), driven through its CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpbuild import process
+from rpbuild.errors import EngineError, ToolMissing
+
+ENGINES = ("docker", "podman")
+_INSTALL_HINT = {
+    "docker": "install it with `apt-get install docker.io` and start the daemon "
+    "(`systemctl start docker`)",
+    "podman": "install it with `apt-get install podman`",
+}
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    binary: str
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, *args]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    size: int
+    architecture: str
+    created: str
+
+
+def detect(preferred: str | None = None) -> Engine:
+    """Docker unless Podman is asked for or is the only one installed; checks it answers."""
+    if preferred is not None and preferred not in ENGINES:
+        raise ToolMissing(f"unknown engine '{preferred}' (known: {', '.join(ENGINES)})")
+    candidates = [preferred] if preferred else list(ENGINES)
+    for name in candidates:
+        binary = process.which(name)
+        if binary is None:
+            continue
+        engine = Engine(name=name, binary=binary)
+        _ping(engine)
+        return engine
+    wanted = preferred or "docker"
+    raise ToolMissing(f"{wanted} is not installed", hint=_INSTALL_HINT[wanted])
+
+
+def _ping(engine: Engine) -> None:
+    result = process.run(
+        engine.argv("version", "--format", "{{.Server.Version}}")
+        if engine.name == "docker"
+        else engine.argv("version", "--format", "{{.Version}}"),
+        what=f"{engine.name} version",
+        error=EngineError,
+        check=False,
+    )
+    if result.returncode != 0:
+        if engine.name == "docker":
+            raise ToolMissing(
+                "the Docker daemon is not running or not reachable",
+                hint="start it with `systemctl start docker` (or `dockerd &`), "
+                "or use --engine podman",
+            )
+        raise ToolMissing(f"podman does not answer: {result.stderr_tail(1)}")
+
+
+_LOADED_RE = re.compile(r"Loaded image(?: ID)?: (\S+)")
+_PODMAN_LOADED_RE = re.compile(r"Loaded image(?:\(s\))?: (\S+)")
+
+
+def parse_loaded(output: str) -> list[str]:
+    """Image references or IDs that `docker load` / `podman load` reported."""
+    refs: list[str] = []
+    for line in output.splitlines():
+        m = _LOADED_RE.search(line) or _PODMAN_LOADED_RE.search(line)
+        if m:
+            refs.extend(r for r in m.group(1).split(",") if r)
+    return refs
+
+
+def load_stream(engine: Engine, producer: list[str]) -> list[str]:
+    """Pipe an image stream (streamLayeredImage's script) straight into `load`."""
+    result = process.pipe(
+        producer,
+        engine.argv("load"),
+        what=f"{engine.name} load",
+        error=EngineError,
+    )
+    return parse_loaded(result.stdout + result.stderr)
+
+
+def load_archive(engine: Engine, archive: Path) -> list[str]:
+    result = process.run(
+        engine.argv("load", "-i", str(archive)), what=f"{engine.name} load", error=EngineError
+    )
+    return parse_loaded(result.stdout + result.stderr)
+
+
+def inspect(engine: Engine, reference: str) -> ImageInfo | None:
+    """The image's metadata, or None when the engine does not hold it."""
+    result = process.run(
+        engine.argv("image", "inspect", reference),
+        what=f"{engine.name} image inspect",
+        error=EngineError,
+        check=False,
+    )
+    if result.returncode != 0:
+        if re.search(r"no such image|image not known|not found", result.stderr, re.I):
+            return None
+        raise EngineError(
+            f"{engine.name} image inspect {reference} failed: {result.stderr_tail(1)}",
+            argv=result.argv,
+            returncode=result.returncode,
+            stderr_tail=result.stderr_tail(),
+        )
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    if not data:
+        return None
+    item = data[0]
+    config = item.get("Config") or {}
+    return ImageInfo(
+        id=str(item.get("Id", "")),
+        tags=tuple(item.get("RepoTags") or ()),
+        labels=dict(config.get("Labels") or item.get("Labels") or {}),
+        size=int(item.get("Size", 0)),
+        architecture=str(item.get("Architecture", "")),
+        created=str(item.get("Created", "")),
+    )
+
+
+def tag(engine: Engine, source: str, target: str) -> None:
+    if source != target:
+        process.run(
+            engine.argv("tag", source, target), what=f"{engine.name} tag", error=EngineError
+        )
+
+
+def remove(engine: Engine, reference: str) -> None:
+    process.run(
+        engine.argv("image", "rm", "--force", reference),
+        what=f"{engine.name} image rm",
+        error=EngineError,
+        check=False,
+    )
+
+
+def run(
+    engine: Engine, reference: str, command: list[str], *, extra: list[str] | None = None
+) -> str:
+    """Run a command in a fresh container of the image; returns its stdout."""
+    result = process.run(
+        engine.argv("run", "--rm", "--pull", "never", *(extra or []), reference, *command),
+        what=f"{engine.name} run {reference}",
+        error=EngineError,
+    )
+    return result.stdout

@@ -1,0 +1,174 @@
+"""Build state: fingerprints, the state file and the project lock.
+
+A fingerprint covers everything that defines an image. It is stored as an
+image label (through the flake) and in `.rpbuild/state.json`; an image is up to
+date only when both agree and the engine still holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpbuild import TEMPLATE_VERSION
+from rpbuild.fsutil import atomic_write
+
+log = logging.getLogger("rpbuild.state")
+
+STATE_FORMAT = "rpbuild-state/1"
+FINGERPRINT_FORMAT = 1
+# Not hashed when an override points at a local checkout: build products and VCS data.
+_SKIP_DIRS = {".git", "target", "result", ".direnv", "__pycache__", ".rpbuild"}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_tree_digest(root: Path) -> str:
+    """A cheap digest of a local flake used as an override (paths, sizes, mtimes).
+
+    Cheap on purpose: it runs on the up-to-date path, which must not start nix.
+    Editing any file of the checkout changes it.
+    """
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            rel = p.relative_to(root).as_posix()
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
+    return h.hexdigest()
+
+
+def override_identity(url: str) -> str:
+    """What an --override-input URL stands for: local paths by their contents."""
+    local = None
+    if url.startswith("path:"):
+        local = url[len("path:") :].split("?", 1)[0]
+    elif url.startswith("/") or url.startswith("./") or url.startswith("../"):
+        local = url
+    if local is not None and Path(local).is_dir():
+        return f"{url}#{local_tree_digest(Path(local))}"
+    return url
+
+
+def fingerprint(
+    *,
+    lock_bytes: bytes,
+    profile_spec: Mapping[str, Any],
+    system: str,
+    templates: Mapping[str, str],
+    follows: bool,
+    overrides: Sequence[tuple[str, str]],
+) -> str:
+    """sha256 over what defines one image.
+
+    The rendered flake.nix is a function of the templates, the profiles and the
+    settings, so those are hashed (per profile) instead of the whole file: editing
+    one profile does not rebuild the images of the others.
+    """
+    doc = {
+        "format": FINGERPRINT_FORMAT,
+        "templateVersion": TEMPLATE_VERSION,
+        "templates": {name: _sha256(text.encode()) for name, text in sorted(templates.items())},
+        "lock": _sha256(lock_bytes),
+        "profile": profile_spec,
+        "system": system,
+        "follows": follows,
+        "overrides": [[name, override_identity(url)] for name, url in overrides],
+    }
+    return _sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    profile: str
+    system: str
+    engine: str
+    reference: str
+    fingerprint: str
+    image_id: str
+    out_path: str
+    size: int
+    built_at: str
+
+    @staticmethod
+    def key_for(engine: str, system: str, reference: str) -> str:
+        return f"{engine}/{system}/{reference}"
+
+    @property
+    def key(self) -> str:
+        return self.key_for(self.engine, self.system, self.reference)
+
+
+@dataclass
+class State:
+    images: dict[str, ImageRecord] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return (
+            json.dumps(
+                {
+                    "format": STATE_FORMAT,
+                    "images": {k: asdict(v) for k, v in sorted(self.images.items())},
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
+
+
+def load_state(path: Path) -> tuple[State, str | None]:
+    """The state file, or an empty state and a warning saying why it was not usable."""
+    if not path.exists():
+        return State(), None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            return State(), f"{path}: not an rpbuild state file of this version; rebuilding"
+        images = {k: ImageRecord(**v) for k, v in data["images"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return State(), f"{path}: unreadable state file ({type(exc).__name__}); rebuilding"
+    return State(images=images), None
+
+
+def save_state(path: Path, state: State) -> None:
+    atomic_write(path, state.to_json())
+
+
+@contextlib.contextmanager
+def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Serialise rpbuild runs in one project; says so when it has to wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -1,0 +1,68 @@
+"""Shared fixtures: a throwaway copy of the project, and the rpbuild CLI as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STANDIN = REPO / "tests" / "standin"
+STANDIN_OVERRIDES = [
+    "--override-input",
+    "nixpkgs",
+    f"path:{STANDIN / 'nixpkgs'}",
+    "--override-input",
+    "rosenpass",
+    f"path:{STANDIN / 'rosenpass'}",
+    "--option",
+    "substituters",
+    "",
+]
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of this repository's project files, free to edit."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("profiles", "templates"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy2(REPO / "flake.lock", root / "flake.lock")
+    return root
+
+
+RunCli = Callable[..., Run]
+
+
+@pytest.fixture
+def rpbuild(tmp_path: Path) -> RunCli:
+    """Run `python -m rpbuild` in a subprocess, exactly as a user would."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+        full_env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "rpbuild", *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

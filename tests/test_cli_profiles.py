@@ -1,0 +1,112 @@
+"""`rpbuild profiles` and `rpbuild render` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import RunCli
+
+
+def test_profiles_table_and_json(rpbuild: RunCli, project: Path) -> None:
+    table = rpbuild("profiles", cwd=project)
+    assert table.returncode == 0, table.stderr
+    for word in ("minimal", "with-wireguard", "debug", "coreutils-full", "iana-etc", "required"):
+        assert word in table.stdout
+    data = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)
+    assert data["debug"]["chain"] == ["debug", "with-wireguard", "minimal"]
+    pkg = data["minimal"]["packages"][0]
+    assert pkg == {
+        "name": "rosenpass",
+        "source": "rosenpass",
+        "attr": "rosenpass",
+        "description": pkg["description"],
+        "reason": pkg["reason"],
+        "required": True,
+        "from": "minimal",
+    }
+    one = json.loads(rpbuild("profiles", "show", "with-wireguard", "--json", cwd=project).stdout)
+    assert one["name"] == "with-wireguard"
+    shown = rpbuild("profiles", "show", "debug", cwd=project)
+    assert "debug -> with-wireguard -> minimal" in shown.stdout
+
+
+def test_render_twice_is_identical_and_check_catches_edits(rpbuild: RunCli, project: Path) -> None:
+    assert rpbuild("render", cwd=project).returncode == 0
+    first = (project / "flake.nix").read_bytes()
+    again = rpbuild("render", cwd=project)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert (project / "flake.nix").read_bytes() == first
+    assert rpbuild("render", "--check", cwd=project).returncode == 0
+
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace("GNU grep", "GNU grep, edited"))
+    check = rpbuild("render", "--check", cwd=project)
+    assert check.returncode == 1
+    assert '-                  "description": "GNU grep",' in check.stdout
+    assert '+                  "description": "GNU grep, edited",' in check.stdout
+    assert (project / "flake.nix").read_bytes() == first  # --check writes nothing
+
+
+def test_render_check_diff_shows_profile_change(rpbuild: RunCli, project: Path) -> None:
+    rpbuild("render", cwd=project)
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('tag = "minimal"', 'tag = "small"'))
+    check = rpbuild("render", "--check", cwd=project)
+    assert check.returncode == 1
+    assert '-                "tag": "minimal"' in check.stdout
+    assert '+                "tag": "small"' in check.stdout
+    assert check.stderr.startswith("rpbuild: error: ")
+
+
+def test_the_repository_flake_is_rendered(rpbuild: RunCli) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    result = rpbuild("render", "--check", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _one_line_error(result_stderr: str) -> str:
+    lines = [ln for ln in result_stderr.splitlines() if not ln.startswith("rpbuild: hint:")]
+    assert len(lines) == 1, result_stderr
+    assert "Traceback" not in result_stderr
+    return lines[0]
+
+
+def test_user_errors_are_one_line_and_write_nothing(rpbuild: RunCli, project: Path) -> None:
+    rpbuild("render", cwd=project)
+    before = (project / "flake.nix").read_bytes()
+    minimal = project / "profiles" / "minimal.toml"
+    good = minimal.read_text()
+
+    minimal.write_text(good + "\n[image\n")
+    r = rpbuild("render", cwd=project)
+    assert r.returncode == 2
+    assert "profiles/minimal.toml: invalid TOML" in _one_line_error(r.stderr)
+    assert "line 52" in r.stderr or "line" in r.stderr
+
+    minimal.write_text(good.replace("budget =", "budgett ="))
+    r = rpbuild("render", cwd=project)
+    assert "unknown key 'budgett' (did you mean 'budget'?)" in _one_line_error(r.stderr)
+
+    minimal.write_text(good)
+    debug = project / "profiles" / "debug.toml"
+    debug_text = debug.read_text()
+    debug.write_text(debug_text + '\n[[package]]\nname = "gnugrep"\n')
+    r = rpbuild("render", cwd=project)
+    assert "package 'gnugrep' is listed twice (already in profile 'minimal')" in _one_line_error(
+        r.stderr
+    )
+    assert (project / "flake.nix").read_bytes() == before
+    debug.write_text(debug_text)
+
+    r = rpbuild("profiles", "show", "nope", cwd=project)
+    assert r.returncode == 2
+    assert "unknown profile 'nope'" in _one_line_error(r.stderr)
+
+
+def test_missing_lock_is_named(rpbuild: RunCli, project: Path) -> None:
+    (project / "flake.lock").unlink()
+    # Without flake.lock the directory is not a project; --project names it anyway.
+    r = rpbuild("--project", str(project), "image", "--profile", "minimal")
+    assert r.returncode != 0
+    assert "flake.lock: missing flake.lock" in _one_line_error(r.stderr)

@@ -1,0 +1,179 @@
+"""Profiles: resolution along extends, and one clear error per kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rpbuild.errors import ProfileError
+from rpbuild.profiles import load_profiles, parse_size, select
+
+REPO = Path(__file__).resolve().parents[2]
+
+SEED_REQUIRED = ["rosenpass", "coreutils-full", "iana-etc", "gnugrep", "iproute2"]
+SEED_OPTIONAL = ["procps", "wireguard-tools", "iputils", "bash"]
+
+
+def write(dir: Path, name: str, text: str) -> Path:
+    dir.mkdir(parents=True, exist_ok=True)
+    path = dir / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+PKG = '[[package]]\nname = "{name}"\ndescription = "d"\nreason = "r"\n'
+
+
+def test_shipped_profiles_match_the_original_package_table() -> None:
+    profiles = load_profiles(REPO / "profiles")
+    assert list(profiles) == ["debug", "minimal", "with-wireguard"]
+    minimal = profiles["minimal"]
+    assert [p.name for p in minimal.packages] == SEED_REQUIRED
+    assert all(p.required for p in minimal.packages)
+    assert minimal.packages[0].source == "rosenpass"
+    debug = profiles["debug"]
+    names = [p.name for p in debug.packages]
+    assert set(SEED_REQUIRED + SEED_OPTIONAL) <= set(names)
+    assert {"iptables", "tcpdump"} <= set(names)
+    assert all(not p.required for p in debug.packages if p.name in SEED_OPTIONAL)
+    assert debug.chain == ("debug", "with-wireguard", "minimal")
+    assert all(p.description and p.reason for p in debug.packages)
+    assert [p.origin for p in debug.packages][:5] == ["minimal"] * 5
+    assert profiles["with-wireguard"].image.reference == "rosenpass:with-wireguard"
+
+
+def test_extends_inherits_image_settings_and_merges_tables(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "base",
+        '[image]\nname = "rp"\nenv = { A = "1", B = "2" }\nlabels = { l = "x" }\n'
+        + PKG.format(name="a"),
+    )
+    write(
+        tmp_path,
+        "child",
+        'extends = "base"\n[image]\nenv = { B = "3" }\n' + PKG.format(name="b"),
+    )
+    child = load_profiles(tmp_path)["child"]
+    assert child.image.name == "rp"
+    assert child.image.tag == "child"  # the tag is the profile's own, not inherited
+    assert dict(child.image.env) == {"A": "1", "B": "3"}
+    assert dict(child.image.labels) == {"l": "x"}
+    assert [p.name for p in child.packages] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"p": 'description = "x\n'}, r"p\.toml: invalid TOML: .*line 1"),
+        (
+            {"p": 'descripton = "x"\n' + PKG.format(name="a")},
+            r"unknown key 'descripton' \(did you mean 'description'\?\)",
+        ),
+        (
+            {"p": "[image]\ntga = 'x'\n" + PKG.format(name="a")},
+            r"\[image\]: unknown key 'tga' \(did you mean 'tag'\?\)",
+        ),
+        (
+            {"p": PKG.format(name="a") + "reqired = true\n"},
+            r"package 'a': unknown key 'reqired' \(did you mean 'required'\?\)",
+        ),
+        (
+            {
+                "a": 'extends = "b"\n' + PKG.format(name="x"),
+                "b": 'extends = "a"\n' + PKG.format(name="y"),
+            },
+            r"extends cycle: a -> b -> a",
+        ),
+        ({"a": 'extends = "a"\n' + PKG.format(name="x")}, r"extends cycle: a -> a"),
+        (
+            {"a": 'extends = "nope"\n' + PKG.format(name="x")},
+            r"extends unknown profile 'nope' \(known: a\)",
+        ),
+        (
+            {"p": PKG.format(name="a") + PKG.format(name="a")},
+            r"p\.toml: package 'a' is listed twice",
+        ),
+        (
+            {"b": PKG.format(name="a"), "c": 'extends = "b"\n' + PKG.format(name="a")},
+            r"c\.toml: package 'a' is listed twice \(already in profile 'b'\)",
+        ),
+        (
+            {"p": PKG.format(name="a") + 'attr = "coreutils; x = builtins.abort \\"x\\""\n'},
+            r"package 'a': invalid attribute path",
+        ),
+        ({"p": PKG.format(name="a") + 'attr = "a.${b}"\n'}, r"invalid attribute path"),
+        ({"p": PKG.format(name="a") + 'source = "github"\n'}, r"unknown source 'github'"),
+        (
+            {"p": "[image]\ncreated = 'now'\n" + PKG.format(name="a")},
+            r"'now' makes every build a different image",
+        ),
+        (
+            {"p": "[image]\nmax_layers = 500\n" + PKG.format(name="a")},
+            r"max_layers must be a whole number from 2 to 125",
+        ),
+        (
+            {"p": "[image]\nenv = { 'A B' = 'x' }\n" + PKG.format(name="a")},
+            r"image.env: invalid name 'A B'",
+        ),
+        (
+            {"p": "[image]\ntag = 'a b'\n" + PKG.format(name="a")},
+            r"image.tag 'a b' is not a valid tag",
+        ),
+        ({"p": "budget = 'lots'\n" + PKG.format(name="a")}, r"budget: invalid size 'lots'"),
+        ({"p": 'description = "nothing"\n'}, r"p\.toml: the profile has no packages"),
+        ({"Bad_Name": PKG.format(name="a")}, r"invalid profile name 'Bad_Name'"),
+    ],
+)
+def test_bad_profiles_give_one_line_naming_the_file(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    with pytest.raises(ProfileError, match=message) as info:
+        load_profiles(tmp_path)
+    text = str(info.value)
+    assert "\n" not in text
+    assert ".toml" in text
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    profiles = load_profiles(REPO / "profiles")
+    with pytest.raises(
+        ProfileError,
+        match=r"unknown profile 'minmal' \(did you mean 'minimal'\? known: debug, minimal, with-wireguard\)",
+    ):
+        select(profiles, "minmal")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("110 MiB", 110 * 1024**2),
+        ("94 MB", 94_000_000),
+        ("1.5 GiB", int(1.5 * 1024**3)),
+        (1234, 1234),
+        ("512", 512),
+    ],
+)
+def test_sizes_parse(text: str | int, expected: int) -> None:
+    assert parse_size(text, where="x") == expected
+
+
+def test_spec_is_data_only(tmp_path: Path) -> None:
+    write(
+        tmp_path, "p", '[image]\nenv = { X = "${builtins.currentTime}" }\n' + PKG.format(name="a")
+    )
+    spec = load_profiles(tmp_path)["p"].spec()
+    assert spec["image"]["env"] == {"X": "${builtins.currentTime}"}
+    assert spec["packages"] == [
+        {
+            "name": "a",
+            "source": "nixpkgs",
+            "attrPath": ["a"],
+            "description": "d",
+            "reason": "r",
+            "required": False,
+        }
+    ]
