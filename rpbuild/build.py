@@ -18,9 +18,9 @@ from typing import Any
 
 from rpbuild import engine as engines
 from rpbuild import nix
-from rpbuild.errors import EngineError, ProjectError
+from rpbuild.errors import EngineError, ProfileError, ProjectError
 from rpbuild.fsutil import atomic_write
-from rpbuild.profiles import Profile, load_profiles, select
+from rpbuild.profiles import Profile, display_path, load_profiles, select
 from rpbuild.project import SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import ImageRecord, fingerprint, load_state, project_lock, save_state
@@ -201,7 +201,10 @@ def build_image(
         flake_ref = stage(prepared, {options.system: {profile.name: fp}})
         installable = f"{flake_ref}#packages.{options.system}.{profile.name}"
         notify(f"building {profile.name} for {options.system}")
-        results = nix.build([installable], options.nix, on_log=on_log)
+        try:
+            results = nix.build([installable], options.nix, on_log=on_log)
+        except nix.ProfileEvalError as exc:
+            raise profile_error(prepared.profiles, exc) from None
         out_path = results[0].outputs["out"]
         _load(engine, Path(out_path), profile.image.reference, notify)
         engines.tag(engine, profile.image.reference, reference)
@@ -252,6 +255,13 @@ def _load(engine: engines.Engine, out: Path, expected: str, notify: Notify) -> N
 def _is_executable_script(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(2) == b"#!"
+
+
+def profile_error(profiles: Mapping[str, Profile], exc: nix.ProfileEvalError) -> ProfileError:
+    """Map nix's evaluation error back to the profile file and package at fault."""
+    profile = profiles.get(exc.profile or "")
+    where = display_path(profile.path) if profile else "flake.nix"
+    return ProfileError(f"{where}: {exc.message}")
 
 
 def clear_stage(project: Project) -> None:

@@ -174,6 +174,72 @@ def render(
         print(f"{project.flake_path}: {'written' if changed else 'up to date'}")
 
 
+@app.command()
+def sizes(
+    ctx: typer.Context,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", "-p", help="Profile(s) to measure (default: all)."),
+    ] = None,
+    system: SystemOpt = "x86_64-linux",
+    as_json: Annotated[bool, typer.Option("--json", help="Exact bytes as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="A Markdown table for release notes.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when a profile is over its budget.")
+    ] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", metavar="OLD.json", help="Diff against an earlier --json report."
+        ),
+    ] = None,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Fail instead of building what is missing.")
+    ] = False,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+) -> None:
+    """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
+    from rpbuild import sizes as sz
+    from rpbuild import views
+    from rpbuild.build import BuildOptions
+    from rpbuild.errors import CheckFailed
+    from rpbuild.measure import size_report
+
+    c = _ctx(ctx)
+    if as_json and markdown:
+        raise RpbuildError("--json and --markdown exclude each other")
+    old = sz.load_report_file(compare) if compare is not None else None
+    opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
+    with views.build_progress(
+        c.err_console(), quiet=c.quiet or as_json or markdown, verbose=c.verbose
+    ) as progress:
+        report = size_report(
+            c.project(),
+            profile or [],
+            opts,
+            no_build=no_build,
+            notify=progress.notify,
+            on_log=progress.on_log,
+        )
+    diff = sz.compare(old, report) if old is not None else None
+    if as_json:
+        _print_json(sz.to_json(report))
+    elif markdown:
+        sys.stdout.write(sz.render_markdown(report, diff))
+    else:
+        sz.render_terminal(report, c.console(), diff)
+    if check:
+        violations = sz.check_budgets(report)
+        for violation in violations[1:]:
+            sys.stderr.write(f"rpbuild: error: {violation.message()}\n")
+        if violations:
+            raise CheckFailed(violations[0].message())
+
+
 # Options that take two values, like nix's own; typer takes NAME=VALUE, so the
 # two-word form is joined before parsing.
 _PAIR_OPTIONS = ("--override-input", "--option")

@@ -166,6 +166,11 @@ def parse_size(value: object, *, where: str) -> int:
     raise ProfileError(f"{where}: invalid size {value!r} (use bytes or e.g. '110 MiB', '94 MB')")
 
 
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current directory when inside it."""
+    return _display(path)
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

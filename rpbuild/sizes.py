@@ -11,10 +11,12 @@ report for a path whose references are exactly those packages.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
@@ -370,6 +372,20 @@ def from_json(data: object) -> SizeReport:
         profiles=profiles,
         nix_version=_opt_str(_key(top, "nix_version", ""), "nix_version"),
     )
+
+
+def load_report_file(path: Path) -> SizeReport:
+    """A report written earlier with `rpbuild sizes --json`; errors name the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SizesFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SizesFileError(f"{path}: not JSON: {exc}") from None
+    try:
+        return from_json(data)
+    except SizesFileError as exc:
+        raise SizesFileError(f"{path}: {exc.message}") from None
 
 
 def _profile_from_json(data: object, where: str) -> ProfileSize:

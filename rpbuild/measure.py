@@ -1,0 +1,104 @@
+"""`rpbuild sizes`: evaluate the profiles' contents, build what is missing, then
+measure every profile with a single `nix path-info` call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rpbuild import nix
+from rpbuild.build import BuildOptions, Notify, check_system, prepare, profile_error, stage
+from rpbuild.errors import RpbuildError
+from rpbuild.profiles import Profile, select
+from rpbuild.project import Project
+from rpbuild.sizes import ProfileInput, SizeReport, compute_report
+from rpbuild.state import load_state, project_lock
+
+
+class NotBuilt(RpbuildError):
+    """--no-build and some profiles are not in the store."""
+
+    exit_code = 1
+
+
+def _with_ancestors(profiles: dict[str, Profile], names: Sequence[str]) -> list[str]:
+    wanted: list[str] = []
+    for name in names:
+        for member in select(profiles, name).chain:
+            if member not in wanted:
+                wanted.append(member)
+    return wanted
+
+
+def _contents(evaluated: Any, profile: str) -> dict[str, str]:
+    try:
+        contents = evaluated[profile]["contents"]
+        return {str(k): str(v) for k, v in contents.items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RpbuildError(f"flake.nix has no contents for profile '{profile}'") from exc
+
+
+def size_report(
+    project: Project,
+    names: Sequence[str],
+    options: BuildOptions,
+    *,
+    no_build: bool = False,
+    notify: Notify = lambda _: None,
+    on_log: Callable[[str], None] | None = None,
+) -> SizeReport:
+    check_system(project, options.system)
+    with project_lock(
+        project.state_dir / "lock", on_wait=lambda: notify("waiting for another rpbuild")
+    ):
+        prepared = prepare(project, notify)
+        profiles = prepared.profiles
+        selected = list(names) or list(profiles)
+        for name in selected:
+            select(profiles, name)
+        measured = _with_ancestors(profiles, selected)
+        flake_ref = stage(prepared, {})
+        try:
+            evaluated = nix.eval_json(f"{flake_ref}#rpbuild.{options.system}", options.nix)
+        except nix.ProfileEvalError as exc:
+            raise profile_error(profiles, exc) from None
+        contents = {name: _contents(evaluated, name) for name in measured}
+
+        missing = [
+            name
+            for name in measured
+            if any(not Path(path).exists() for path in contents[name].values())
+        ]
+        if missing and no_build:
+            raise NotBuilt(
+                f"not built for {options.system}: {', '.join(missing)} "
+                "(run without --no-build, or `rpbuild image --profile NAME`)"
+            )
+        if missing:
+            notify(f"building {', '.join(missing)} for {options.system}")
+            nix.build(
+                [f"{flake_ref}#packages.{options.system}.{name}" for name in missing],
+                options.nix,
+                on_log=on_log,
+            )
+        roots = sorted({path for name in measured for path in contents[name].values()})
+        infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
+
+        state, _ = load_state(project.state_dir / "state.json")
+        image_sizes = {
+            rec.profile: rec.size for rec in state.images.values() if rec.system == options.system
+        }
+        inputs = [
+            ProfileInput(
+                name=name,
+                packages=list(contents[name].items()),
+                extends=profiles[name].extends,
+                budget=profiles[name].budget,
+                archive_size=image_sizes.get(name),
+            )
+            for name in measured
+        ]
+        report = compute_report(options.system, infos, inputs, nix_version=str(nix.nix_version()))
+    return replace(report, profiles=tuple(p for p in report.profiles if p.name in selected))
