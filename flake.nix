@@ -19,7 +19,7 @@
       # no profile value is ever spliced into Nix code.
       spec = builtins.fromJSON ''
         {
-          "entrypoint": "# placeholder: replaced by the real entrypoint\nexec \"$@\"\n",
+          "entrypoint": "# placeholder: replaced by the real entrypoint\nexec \"\u0024@\"\n",
           "profiles": {
             "debug": {
               "description": "rosenpass with WireGuard and debugging tools (bash, iptables, tcpdump)",

@@ -260,8 +260,12 @@ def _is_executable_script(path: Path) -> bool:
 def profile_error(profiles: Mapping[str, Profile], exc: nix.ProfileEvalError) -> ProfileError:
     """Map nix's evaluation error back to the profile file and package at fault."""
     profile = profiles.get(exc.profile or "")
-    where = display_path(profile.path) if profile else "flake.nix"
-    return ProfileError(f"{where}: {exc.message}")
+    if profile is None:
+        return ProfileError(f"flake.nix: {exc.message}")
+    # Name the file that lists the package, which may be a profile this one extends.
+    origin = next((p.origin for p in profile.packages if p.name == exc.package), profile.name)
+    declared = profiles.get(origin, profile)
+    return ProfileError(f"{display_path(declared.path)}: {exc.message}")
 
 
 def clear_stage(project: Project) -> None:

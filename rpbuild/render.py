@@ -68,8 +68,14 @@ def spec_document(
 
 
 def spec_json(document: Mapping[str, Any]) -> str:
-    """Canonical JSON: sorted keys, fixed indentation, UTF-8 kept as is."""
-    return json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2)
+    """Canonical JSON: sorted keys, fixed indentation, UTF-8 kept as is.
+
+    `'` and `$` only ever occur inside JSON strings, where they are written as
+    \\u0027 and \\u0024: the document then cannot contain the two sequences
+    that are special in a Nix indented string, whatever the profiles hold.
+    """
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2)
+    return text.replace("'", "\\u0027").replace("$", "\\u0024")
 
 
 @dataclass(frozen=True)

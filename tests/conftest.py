@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rpbuild.nix import NixOptions
+
 REPO = Path(__file__).resolve().parent.parent
 STANDIN = REPO / "tests" / "standin"
 STANDIN_OVERRIDES = [
@@ -66,3 +68,25 @@ def rpbuild(tmp_path: Path) -> RunCli:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def standin_nix_options() -> NixOptions:
+    """The stand-in inputs as rpbuild's own nix options (for tests calling rpbuild.nix)."""
+    return NixOptions(
+        overrides=(
+            ("nixpkgs", f"path:{STANDIN / 'nixpkgs'}"),
+            ("rosenpass", f"path:{STANDIN / 'rosenpass'}"),
+        ),
+        options=(("substituters", ""),),
+    )
+
+
+def render_project(root: Path) -> str:
+    """Render flake.nix in a project copy and return its path: flake reference."""
+    from rpbuild.profiles import load_profiles
+    from rpbuild.project import find_project
+    from rpbuild.render import render_flake, write_flake
+
+    proj = find_project(root)
+    write_flake(proj, render_flake(proj, load_profiles(proj.profiles_dir)))
+    return f"path:{root}"

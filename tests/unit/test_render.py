@@ -18,6 +18,7 @@ from rpbuild.render import (
     nix_indented_string,
     nix_string,
     render_flake,
+    spec_json,
     write_flake,
 )
 
@@ -42,9 +43,9 @@ def test_profile_values_appear_only_inside_the_json_document(project: Path) -> N
     outside = re.sub(r"spec = builtins.fromJSON ''\n.*?\n      '';", "", text, flags=re.S)
     assert "EVIL" not in outside
     assert "builtins.abort" not in outside
-    # Inside, the two single quotes and the interpolation are escaped.
-    assert "'''; x = builtins.abort" in text
-    assert "''${builtins.currentTime}" in text
+    # Inside, quotes and dollars are JSON escapes: nothing can end the string or interpolate.
+    assert "\\u0027\\u0027; x = builtins.abort" in text
+    assert "\\u0024{builtins.currentTime}" in text
 
 
 def test_write_is_atomic_and_reports_changes(project: Path) -> None:
@@ -103,8 +104,8 @@ def test_nix_string_round_trips(text: str) -> None:
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")))
-def test_json_in_indented_string_never_closes_or_interpolates(text: str) -> None:
-    body = nix_indented_string(json.dumps({"v": text}, ensure_ascii=False, indent=2))
-    # After escaping, every '' is followed by ' or $ (an escape), so the string never ends early
-    assert re.search(r"(?<!')''(?![\'$])", body.replace("'''", "")) is None
-    assert re.search(r"(?<!'')\$\{", body) is None
+def test_spec_json_has_nothing_special_for_an_indented_string(text: str) -> None:
+    body = spec_json({"v": text, text: [text]})
+    assert "'" not in body and "$" not in body
+    assert nix_indented_string(body) == body
+    assert json.loads(body) == {"v": text, text: [text]}

@@ -1,0 +1,96 @@
+# rpbuild test stand-in for nixpkgs.
+#
+# WHAT IT STANDS FOR
+#   The parts of nixpkgs that rpbuild's generated flake uses, as `legacyPackages.<system>`:
+#   the packages of the image profiles (busybox, coreutils-full, gnugrep, iproute2, procps,
+#   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, glibc), runtimeShell,
+#   writeTextFile / writeText / writeScript / writeScriptBin / writeShellScript(Bin), and
+#   dockerTools.streamLayeredImage / dockerTools.buildLayeredImage.
+#   Integration tests use it through
+#     nix build --override-input nixpkgs path:tests/standin/nixpkgs \
+#               --override-input rosenpass path:tests/standin/rosenpass ...
+#   so that they run offline, in seconds, on the Debian 12 test machine.
+#
+# WHAT IT DOES NOT PROVE
+#   - Nothing about the real packages: their contents, versions, closures and sizes are
+#     made up. Every tool is an applet of the host's static busybox (/bin/busybox);
+#     iptables, tcpdump and pkill are shell stand-ins (busybox has none of them: iptables
+#     and tcpdump print a note and exit 0). `bash` is busybox ash behind a wrapper, so
+#     bash-only syntax fails. wg and wireguard-go are the host's Debian binaries run
+#     through a copy of the host's glibc loader (package host-libc), so in ps / pidof / pkill
+#     (comm) their processes show up as ld-linux-x86-64.so.2, not as wg / wireguard-go.
+#   - Nothing about real dockerTools: the layering here (one layer per store path, most
+#     referenced first, the rest merged into the last store layer, plus one customisation
+#     layer) is a simplified version of the documented behaviour, not nixpkgs' heuristics.
+#     fakeRootCommands, fromImage, enableFakechroot, etc. are not supported (they throw).
+#   - Nothing about aarch64: every derivation has system = "x86_64-linux" (the build
+#     platform, so that everything builds on this x86_64 machine), and the aarch64-linux
+#     package set holds x86_64 binaries. Only the image config says "arm64". The
+#     aarch64-linux packages are still distinct store paths (attribute targetSystem).
+#   - Busybox's sh runs its own applets before searching PATH (Debian builds it with
+#     PREFER_APPLETS), so a script run by sh inside an image finds e.g. grep even when
+#     gnugrep is not in the image. Check for a tool with `test -e /bin/grep` or by
+#     running it without a shell (docker run IMAGE grep ...).
+#
+# HOW IT WORKS (and what it needs from the host)
+#   Builders are /bin/busybox (`sh -e -c ...`; later the store copy of it) and the host's
+#   /usr/bin/python3. That works only because /etc/nix/nix.conf has `sandbox = false`:
+#   the builds read host paths (/bin/busybox, /usr/bin/wg, /usr/bin/wireguard-go, the
+#   host glibc, /usr/bin/python3). The stream script of streamLayeredImage is a Python
+#   script with the shebang /usr/bin/python3 (host python), so it runs only on a host
+#   that has one. Outputs are deterministic: fixed payloads, no timestamps, tar entries
+#   sorted with uid/gid 0 and mtime 1; the same inputs give the same image ID.
+#
+# PAYLOADS (for size tests)
+#   Every package except busybox, busybox-sh and host-libc carries one file of a fixed
+#   size made of deterministic, incompressible bytes (a SHA-256 counter stream seeded with
+#   the pname, see payload.py): share/<pname>/payload, or lib/glibc-standin-payload for
+#   glibc. The table below is the one the packages are built from (bytes).
+#   The glibc stand-in is referenced by every package with binaries (all but iana-etc),
+#   busybox by all of those, host-libc by wireguard-tools and wireguard-go: a diamond-shaped
+#   dependency graph. bigPayload is one file of exactly 100 MiB of zeros (share/big-payload/payload),
+#   built only when asked for.
+#
+#   package            payload
+#   coreutils-full     204800  (200 KiB)
+#   bash               153600  (150 KiB)
+#   iproute2           122880  (120 KiB)
+#   tcpdump            112640  (110 KiB)
+#   iptables            92160   (90 KiB)
+#   wireguard-tools     81920   (80 KiB)
+#   wireguard-go        71680   (70 KiB)
+#   procps              61440   (60 KiB)
+#   gnugrep             40960   (40 KiB)
+#   iputils             30720   (30 KiB)
+#   iana-etc            20480   (20 KiB)
+#   glibc             1048576    (1 MiB)
+#   bigPayload      104857600  (100 MiB, zeros)
+#
+#   The same table is exported as legacyPackages.<system>.standinPayloadSizes.
+{
+  description = "rpbuild test stand-in for nixpkgs (legacyPackages + dockerTools), offline, busybox based";
+
+  outputs = { self }:
+    let
+      payloadSizes = {
+        "coreutils-full" = 204800;
+        "bash" = 153600;
+        "iproute2" = 122880;
+        "tcpdump" = 112640;
+        "iptables" = 92160;
+        "wireguard-tools" = 81920;
+        "wireguard-go" = 71680;
+        "procps" = 61440;
+        "gnugrep" = 40960;
+        "iputils" = 30720;
+        "iana-etc" = 20480;
+        "glibc" = 1048576;
+        "bigPayload" = 104857600;
+      };
+      forSystem = system: import ./packages.nix { inherit system payloadSizes; };
+    in
+    {
+      legacyPackages.x86_64-linux = forSystem "x86_64-linux";
+      legacyPackages.aarch64-linux = forSystem "aarch64-linux";
+    };
+}

@@ -1,0 +1,321 @@
+# legacyPackages.<system> of the rpbuild test stand-in for nixpkgs. See flake.nix for
+# what it stands for and what it does not prove. Only builtins are used (no lib).
+{ system, payloadSizes }:
+let
+  # Every derivation is built for the build platform, x86_64-linux, even in the
+  # aarch64-linux set: only the image config of dockerTools says arm64.
+  buildSystem = "x86_64-linux";
+
+  goArchs = { "x86_64-linux" = "amd64"; "aarch64-linux" = "arm64"; };
+  goArch = goArchs.${system} or (throw "stand-in nixpkgs: unsupported system ${system}");
+
+  python = "/usr/bin/python3";
+  payloadScript = ./payload.py;
+
+  # Attributes every nixpkgs package has and rpbuild reads (pname, version, meta).
+  withMeta = description: drv: drv // {
+    meta = {
+      inherit description;
+      platforms = [ "x86_64-linux" "aarch64-linux" ];
+      standin = true;
+    };
+  };
+
+  # The one package built by the host busybox.
+  busybox = withMeta "busybox multi-call binary (copy of the host's static /bin/busybox)"
+    (builtins.derivation {
+      name = "busybox-1.35.0-standin";
+      pname = "busybox";
+      version = "1.35.0-standin";
+      system = buildSystem;
+      targetSystem = system;
+      builder = "/bin/busybox";
+      args = [
+        "sh"
+        "-e"
+        "-c"
+        ''
+          mkdir -p "$out/bin"
+          cp /bin/busybox "$out/bin/busybox"
+          chmod 0555 "$out/bin/busybox"
+        ''
+      ];
+    });
+
+  bb = "${busybox}/bin/busybox";
+
+  # Every other derivation runs `busybox sh -e -c SCRIPT` from the store copy.
+  # Common environment of the build script:
+  #   bb        the store busybox binary
+  #   shell     a POSIX sh in the store, for #! lines (busybox-sh, absent in busybox-sh itself)
+  #   glibc     the glibc stand-in (recorded in share/<pname>/standin-runtime-deps)
+  #   payload*  size and place of the payload file
+  mkPackage =
+    { pname
+    , version
+    , description
+    , script
+    , useGlibc ? true
+    , payloadPath ? "share/${pname}/payload"
+    , withShell ? true
+    , env ? { }
+    }:
+    let
+      payloadSize = payloadSizes.${pname} or null;
+      preamble = ''
+        mkdir -p "$out"
+        applets() {
+          mkdir -p "$out/bin"
+          for applet in "$@"; do ln -s "$bb" "$out/bin/$applet"; done
+        }
+        if [ -n "$payloadSize" ]; then
+          mkdir -p "$(dirname "$out/$payloadPath")"
+          ${python} "$payloadScript" "$payloadSize" "$pname" > "$out/$payloadPath"
+        fi
+        if [ -n "$glibc" ]; then
+          mkdir -p "$out/share/$pname"
+          echo "$glibc" > "$out/share/$pname/standin-runtime-deps"
+        fi
+      '';
+    in
+    withMeta description (builtins.derivation ({
+      name = "${pname}-${version}";
+      inherit pname version bb;
+      system = buildSystem;
+      targetSystem = system;
+      builder = bb;
+      args = [ "sh" "-e" "-c" (preamble + script) ];
+      payloadSize = if payloadSize == null then "" else toString payloadSize;
+      payloadScript = if payloadSize == null then "" else payloadScript;
+      inherit payloadPath;
+      glibc = if useGlibc then glibc else "";
+      shell = if withShell then "${busybox-sh}/bin/sh" else "";
+    } // env));
+
+  # A POSIX shell in the store: bin/sh -> busybox.
+  busybox-sh = mkPackage {
+    pname = "busybox-sh";
+    version = "1.35.0-standin";
+    description = "bin/sh from busybox (the stand-in's runtimeShell)";
+    useGlibc = false;
+    withShell = false;
+    script = ''applets sh'';
+  };
+
+  runtimeShell = "${busybox-sh}/bin/sh";
+
+  # The glibc stand-in: no code, only a fixed 1 MiB payload that other packages reference.
+  glibc = mkPackage {
+    pname = "glibc";
+    version = "2.38-standin";
+    description = "glibc stand-in: a 1 MiB payload that the binary packages reference (no code)";
+    useGlibc = false;
+    withShell = false;
+    payloadPath = "lib/glibc-standin-payload";
+    script = "";
+  };
+
+  # The host's real glibc loader and libraries, for wg and wireguard-go.
+  host-libc = mkPackage {
+    pname = "host-libc";
+    version = "2.36-debian-standin";
+    description = "The host's glibc loader and the libraries wg and wireguard-go need (copied from Debian)";
+    useGlibc = false;
+    withShell = false;
+    script = ''
+      mkdir -p "$out/lib"
+      for prog in /usr/bin/wg /usr/bin/wireguard-go; do
+        /lib64/ld-linux-x86-64.so.2 --list "$prog" > deps
+        while read -r soname arrow path rest; do
+          if [ "$arrow" = "=>" ] && [ -f "$path" ]; then
+            cp -L "$path" "$out/lib/$soname"
+          fi
+        done < deps
+      done
+      cp -L /lib64/ld-linux-x86-64.so.2 "$out/lib/ld-linux-x86-64.so.2"
+      chmod 0555 "$out"/lib/*
+    '';
+  };
+
+  # A package whose bin/ holds a host binary run through host-libc's loader.
+  wrapHostBinary = { pname, version, description, program }: mkPackage {
+    inherit pname version description;
+    env = { hostLibc = host-libc; inherit program; };
+    script = ''
+      mkdir -p "$out/bin" "$out/libexec"
+      cp -L "/usr/bin/$program" "$out/libexec/$program"
+      chmod 0555 "$out/libexec/$program"
+      cat > "$out/bin/$program" <<EOF
+      #!$shell
+      # $program of the rpbuild stand-in nixpkgs: the host's Debian binary, run through the
+      # glibc loader in the store so that it works in an image without /lib.
+      exec $hostLibc/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path $hostLibc/lib --argv0 $program $out/libexec/$program "\$@"
+      EOF
+      chmod 0555 "$out/bin/$program"
+    '';
+  };
+
+  # A program busybox lacks: prints a note, changes nothing, exits 0.
+  noopScripts = names: ''
+    mkdir -p "$out/bin"
+    for prog in ${toString names}; do
+      cat > "$out/bin/$prog" <<EOF
+    #!$shell
+    # $prog of the rpbuild stand-in nixpkgs: busybox has none, so this does nothing.
+    case "\$1" in
+        --version|-V) echo "$prog v$version (rpbuild stand-in, does nothing)"; exit 0 ;;
+    esac
+    echo "$prog (rpbuild stand-in): not implemented, nothing done: \$*" >&2
+    exit 0
+    EOF
+      chmod 0555 "$out/bin/$prog"
+    done
+  '';
+
+  coreutilsApplets = [
+    "ls" "cat" "cp" "mv" "rm" "mkdir" "chmod" "chown" "ln" "echo" "env" "head" "tail" "sort"
+    "uniq" "wc" "tr" "cut" "id" "sleep" "date" "mktemp" "basename" "dirname" "printf" "test"
+    "true" "false" "touch" "stat" "seq" "tee" "yes" "base64" "od" "dd" "readlink" "realpath"
+    # more coreutils that Debian's busybox has
+    "[" "chgrp" "df" "du" "expand" "expr" "factor" "fold" "groups" "link" "logname" "md5sum"
+    "mkfifo" "mknod" "nl" "nproc" "paste" "pwd" "rmdir" "sha1sum" "sha256sum" "sha512sum"
+    "shred" "shuf" "sync" "tac" "timeout" "truncate" "tty" "uname" "unexpand" "unlink" "whoami"
+  ];
+
+  # Only applets this busybox really has (the list above is checked at build time).
+  appletScript = names: ''
+    for applet in ${toString names}; do
+      "$bb" --list | grep -qxF -- "$applet" || { echo "busybox has no applet $applet" >&2; exit 1; }
+    done
+    applets ${toString names}
+  '';
+
+  packages = {
+    inherit busybox busybox-sh glibc host-libc;
+
+    coreutils-full = mkPackage {
+      pname = "coreutils-full";
+      version = "9.4-standin";
+      description = "GNU core utilities stand-in: busybox applets";
+      script = appletScript coreutilsApplets;
+    };
+
+    gnugrep = mkPackage {
+      pname = "gnugrep";
+      version = "3.11-standin";
+      description = "GNU grep stand-in: busybox grep, egrep, fgrep";
+      script = appletScript [ "grep" "egrep" "fgrep" ];
+    };
+
+    iproute2 = mkPackage {
+      pname = "iproute2";
+      version = "6.6.0-standin";
+      description = "iproute2 stand-in: busybox ip";
+      script = appletScript [ "ip" ];
+    };
+
+    procps = mkPackage {
+      pname = "procps";
+      version = "3.3.17-standin";
+      description = "procps stand-in: busybox ps, sysctl, kill, free, top and a shell pkill";
+      env = {
+        pkillText = builtins.replaceStrings [ "@shell@" ] [ runtimeShell ] (builtins.readFile ./pkill.sh);
+        passAsFile = [ "pkillText" ];
+      };
+      script = appletScript [ "ps" "sysctl" "kill" "free" "top" ] + ''
+        cp "$pkillTextPath" "$out/bin/pkill"
+        chmod 0555 "$out/bin/pkill"
+      '';
+    };
+
+    iputils = mkPackage {
+      pname = "iputils";
+      version = "20221126-standin";
+      description = "iputils stand-in: busybox ping, ping6";
+      script = appletScript [ "ping" "ping6" ];
+    };
+
+    bash = mkPackage {
+      pname = "bash";
+      version = "5.2p21-standin";
+      description = "bash stand-in: busybox ash behind a bin/bash wrapper (no bash-only syntax)";
+      script = ''
+        applets sh
+        cat > "$out/bin/bash" <<EOF
+        #!$out/bin/sh
+        # bash of the rpbuild stand-in nixpkgs: busybox ash (no bash-only syntax).
+        if [ "\$1" = "--version" ]; then
+            echo "GNU bash, version $version (rpbuild stand-in: busybox ash)"
+            exit 0
+        fi
+        exec $bb sh "\$@"
+        EOF
+        chmod 0555 "$out/bin/bash"
+      '';
+    };
+
+    iptables = mkPackage {
+      pname = "iptables";
+      version = "1.8.10-standin";
+      description = "iptables stand-in: scripts that print a note and exit 0 (busybox has no iptables)";
+      script = noopScripts [ "iptables" "ip6tables" "iptables-save" "iptables-restore" ];
+    };
+
+    tcpdump = mkPackage {
+      pname = "tcpdump";
+      version = "4.99.4-standin";
+      description = "tcpdump stand-in: a script that prints a note and exits 0 (busybox has no tcpdump)";
+      script = noopScripts [ "tcpdump" ];
+    };
+
+    iana-etc = mkPackage {
+      pname = "iana-etc";
+      version = "20231227-standin";
+      description = "iana-etc stand-in: a few lines of /etc/protocols and /etc/services";
+      useGlibc = false;
+      withShell = false;
+      env = { protocols = ./iana-etc/protocols; services = ./iana-etc/services; };
+      script = ''
+        mkdir -p "$out/etc"
+        cp "$protocols" "$out/etc/protocols"
+        cp "$services" "$out/etc/services"
+        chmod 0444 "$out/etc/protocols" "$out/etc/services"
+      '';
+    };
+
+    wireguard-tools = wrapHostBinary {
+      pname = "wireguard-tools";
+      version = "1.0.20210914-standin";
+      description = "wireguard-tools stand-in: the host's wg (Debian) with its glibc in the store";
+      program = "wg";
+    };
+
+    wireguard-go = wrapHostBinary {
+      pname = "wireguard-go";
+      version = "0.0.20220316-standin";
+      description = "wireguard-go stand-in: the host's userspace WireGuard (Debian) with its glibc in the store";
+      program = "wireguard-go";
+    };
+
+    bigPayload = mkPackage {
+      pname = "big-payload";
+      version = "1";
+      description = "One file of exactly 100 MiB of zeros (share/big-payload/payload), for benchmarks";
+      useGlibc = false;
+      withShell = false;
+      script = ''
+        mkdir -p "$out/share/big-payload"
+        dd if=/dev/zero of="$out/share/big-payload/payload" bs=1048576 count=${toString (payloadSizes.bigPayload / 1048576)} 2>/dev/null
+        test "$(wc -c < "$out/share/big-payload/payload")" -eq ${toString payloadSizes.bigPayload}
+      '';
+    };
+  };
+
+  trivial = import ./trivial-builders.nix { inherit system buildSystem bb runtimeShell; };
+
+  dockerTools = import ./docker-tools.nix { inherit system buildSystem bb goArch python; };
+in
+packages // trivial // {
+  inherit runtimeShell dockerTools;
+  standinPayloadSizes = payloadSizes;
+}
