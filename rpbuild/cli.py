@@ -364,14 +364,15 @@ def main() -> None:
 
 
 def _report(exc: RpbuildError) -> None:
+    """One line naming what is at fault; a failed build adds its log tail, -v any tail."""
     from rpbuild.errors import CommandError
+    from rpbuild.nix import BuildFailed
 
     sys.stderr.write(f"rpbuild: error: {exc.message}\n")
-    if (
-        isinstance(exc, CommandError)
-        and exc.stderr_tail
-        and logging.getLogger().isEnabledFor(logging.DEBUG)
-    ):
-        sys.stderr.write(exc.stderr_tail.rstrip("\n") + "\n")
+    if isinstance(exc, CommandError) and exc.stderr_tail:
+        show = isinstance(exc, BuildFailed) or logging.getLogger().isEnabledFor(logging.DEBUG)
+        if show:
+            for line in exc.stderr_tail.rstrip("\n").splitlines():
+                sys.stderr.write(f"  | {line}\n")
     if exc.hint:
         sys.stderr.write(f"rpbuild: hint: {exc.hint}\n")

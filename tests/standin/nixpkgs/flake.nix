@@ -67,6 +67,10 @@
 #   bigPayload      104857600  (100 MiB, zeros)
 #
 #   The same table is exported as legacyPackages.<system>.standinPayloadSizes.
+#
+# TEST-ONLY PACKAGES (no nixpkgs counterpart)
+#   rpbuildTestFailing  prints 30 numbered lines and fails with exit code 3 (error reporting)
+#   rpbuildTestSlow     runs for ten minutes (Ctrl-C handling; tests always interrupt it)
 {
   description = "rpbuild test stand-in for nixpkgs (legacyPackages + dockerTools), offline, busybox based";
 

@@ -297,6 +297,36 @@ let
       program = "wireguard-go";
     };
 
+    # Test-only packages (no nixpkgs counterpart): a build that fails with a known
+    # log, and one that takes ten minutes, for rpbuild's error and Ctrl-C tests.
+    rpbuildTestFailing = mkPackage {
+      pname = "rpbuild-test-failing";
+      version = "1";
+      description = "A build that prints 30 numbered lines and fails with exit code 3";
+      useGlibc = false;
+      withShell = false;
+      script = ''
+        i=1
+        while [ "$i" -le 30 ]; do echo "failing build line $i"; i=$((i + 1)); done
+        echo "boom: this stand-in package always fails" >&2
+        exit 3
+      '';
+    };
+
+    rpbuildTestSlow = mkPackage {
+      pname = "rpbuild-test-slow";
+      version = "1";
+      description = "A build that runs for ten minutes (tests interrupt it)";
+      useGlibc = false;
+      withShell = false;
+      script = ''
+        echo "slow build started"
+        i=0
+        while [ "$i" -lt 600 ]; do "$bb" sleep 1; i=$((i + 1)); done
+        mkdir -p "$out"
+      '';
+    };
+
     bigPayload = mkPackage {
       pname = "big-payload";
       version = "1";

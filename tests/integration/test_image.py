@@ -1,0 +1,353 @@
+"""`rpbuild image` against the real nix and the real Docker engine, with the stand-in inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import STANDIN, STANDIN_OVERRIDES, Run, RunCli
+
+pytestmark = [pytest.mark.nix, pytest.mark.docker]
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=120
+    )
+
+
+def image_id(ref: str) -> str | None:
+    result = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    """A reference of this test's own, removed afterwards."""
+    ref = f"rpbuild-test/{uuid.uuid4().hex[:10]}:img"
+    yield ref
+    docker("image", "rm", "--force", ref, check=False)
+
+
+@pytest.fixture
+def nix_shim(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A PATH whose `nix` records every call before running the real one."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    log = tmp_path / "nix-calls.log"
+    real = shutil.which("nix")
+    assert real is not None
+    (shim / "nix").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (shim / "nix").chmod(0o755)
+    return {"PATH": f"{shim}:{os.environ['PATH']}"}, log
+
+
+def nix_calls(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def build(
+    rpbuild: RunCli, project: Path, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    result = rpbuild("image", *args, *STANDIN_OVERRIDES, "--json", cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def add_to_profile(project: Path, profile: str, text: str) -> None:
+    path = project / "profiles" / f"{profile}.toml"
+    path.write_text(path.read_text() + "\n" + text)
+
+
+RUN_CHECKS = {
+    "minimal": (["/bin/cat", "/etc/protocols"], "icmp"),
+    "with-wireguard": (["/bin/wg", "--version"], "wireguard-tools"),
+    "debug": (["/bin/bash", "-c", "echo debug-shell-works"], "debug-shell-works"),
+}
+
+
+@pytest.mark.parametrize("profile", ["minimal", "with-wireguard", "debug"])
+def test_every_profile_builds_loads_and_runs(
+    rpbuild: RunCli, project: Path, tag: str, profile: str
+) -> None:
+    data = build(rpbuild, project, "--profile", profile, "--tag", tag)
+    assert data["reference"] == tag and data["up_to_date"] is False
+    assert data["image_id"] == image_id(tag)
+    inspect = json.loads(docker("image", "inspect", tag).stdout)[0]
+    labels = inspect["Config"]["Labels"]
+    assert labels["dev.rpbuild.fingerprint"] == data["fingerprint"]
+    assert labels["dev.rpbuild.profile"] == profile
+    for key in ("title", "description", "version", "revision", "source", "created"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+    assert inspect["Architecture"] == "amd64"
+    (entry, *args), expected = RUN_CHECKS[profile]
+    out = docker("run", "--rm", "--pull", "never", "--entrypoint", entry, tag, *args).stdout
+    assert expected in out
+    # rosenpass and the entrypoint are in every image
+    ls = docker(
+        "run", "--rm", "--pull", "never", "--entrypoint", "/bin/ls", tag, "/bin"
+    ).stdout.split()
+    assert {"rp", "rosenpass", "rpbuild-entrypoint", "ip", "grep"} <= set(ls)
+
+
+def test_second_run_is_up_to_date_and_starts_no_nix(
+    rpbuild: RunCli, project: Path, tag: str, nix_shim: tuple[dict[str, str], Path]
+) -> None:
+    env, log = nix_shim
+    first = build(rpbuild, project, "--tag", tag, env=env)
+    assert first["up_to_date"] is False
+    assert nix_calls(log) >= 1
+    calls = nix_calls(log)
+    text = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project, env=env)
+    assert text.returncode == 0
+    assert f"{tag}: up to date" in text.stdout
+    assert nix_calls(log) == calls, "the up-to-date path must not start nix"
+    second = build(rpbuild, project, "--tag", tag, env=env)
+    assert second["up_to_date"] is True and second["image_id"] == first["image_id"]
+    assert nix_calls(log) == calls
+
+
+def test_changes_that_define_the_image_rebuild(
+    rpbuild: RunCli, project: Path, tag: str, nix_shim: tuple[dict[str, str], Path]
+) -> None:
+    env, log = nix_shim
+    first = build(rpbuild, project, "--tag", tag, env=env)
+
+    # flake.lock changed (any byte of it: it pins everything)
+    lock = project / "flake.lock"
+    data = json.loads(lock.read_text())
+    data["nodes"]["systems"]["locked"]["lastModified"] += 1
+    lock.write_text(json.dumps(data, indent=2) + "\n")
+    calls = nix_calls(log)
+    after_lock = build(rpbuild, project, "--tag", tag, env=env)
+    assert after_lock["up_to_date"] is False and nix_calls(log) > calls
+    assert after_lock["fingerprint"] != first["fingerprint"]
+
+    # the profile changed
+    add_to_profile(project, "minimal", '[image.env]\nRPBUILD_TEST = "yes"\n')
+    after_profile = build(rpbuild, project, "--tag", tag, env=env)
+    assert after_profile["up_to_date"] is False and after_profile["rendered"] is True
+    env_list = json.loads(docker("image", "inspect", tag).stdout)[0]["Config"]["Env"]
+    assert "RPBUILD_TEST=yes" in env_list
+
+    # another profile changed: this one stays up to date
+    add_to_profile(project, "debug", '[image.env]\nONLY_DEBUG = "1"\n')
+    assert build(rpbuild, project, "--tag", tag, env=env)["up_to_date"] is True
+
+    # the image was removed from the engine
+    docker("image", "rm", "--force", tag)
+    removed = build(rpbuild, project, "--tag", tag, env=env)
+    assert removed["up_to_date"] is False and image_id(tag) == removed["image_id"]
+
+    # --force
+    assert build(rpbuild, project, "--tag", tag, "--force", env=env)["up_to_date"] is False
+
+    # the system is part of the fingerprint as well
+    assert build(rpbuild, project, "--tag", tag, env=env)["up_to_date"] is True
+
+
+def test_local_override_checkout_edits_rebuild(
+    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
+) -> None:
+    checkout = tmp_path / "rosenpass-checkout"
+    shutil.copytree(STANDIN / "rosenpass", checkout)
+    overrides = ["--override-input", "rosenpass", f"path:{checkout}"]
+    first = build(rpbuild, project, "--tag", tag, *overrides)
+    assert build(rpbuild, project, "--tag", tag, *overrides)["up_to_date"] is True
+    rp = checkout / "rosenpass.sh"
+    rp.write_text(rp.read_text() + "\n# edited\n")
+    edited = build(rpbuild, project, "--tag", tag, *overrides)
+    assert edited["up_to_date"] is False and edited["fingerprint"] != first["fingerprint"]
+
+
+def test_corrupt_or_foreign_state_warns_and_rebuilds(
+    rpbuild: RunCli, project: Path, tag: str
+) -> None:
+    build(rpbuild, project, "--tag", tag)
+    state = project / ".rpbuild" / "state.json"
+    for garbage in ("{not json", '{"format": "someone-else/9", "images": {}}', "[]"):
+        state.write_text(garbage)
+        result = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project)
+        assert result.returncode == 0, result.stderr
+        assert "warning:" in result.stderr and "state.json" in result.stderr
+        assert "built and loaded" in result.stdout
+        assert json.loads(state.read_text())["format"] == "rpbuild-state/1"
+
+
+def test_two_runs_at_once_wait_for_each_other(
+    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
+    argv = [sys.executable, "-m", "rpbuild", "image", "--tag", tag, "--force", *STANDIN_OVERRIDES]
+    procs = [
+        subprocess.Popen(
+            argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert any("another rpbuild is running in this project; waiting" in err for _, err in outputs)
+    state = json.loads((project / ".rpbuild" / "state.json").read_text())
+    assert [rec["reference"] for rec in state["images"].values()] == [tag]
+
+
+def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
+    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
+) -> None:
+    before = build(rpbuild, project, "--tag", tag)
+    state_before = (project / ".rpbuild" / "state.json").read_bytes()
+    add_to_profile(
+        project,
+        "minimal",
+        '[[package]]\nname = "slow"\nattr = "rpbuildTestSlow"\ndescription = "d"\nreason = "r"\n',
+    )
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rpbuild", "image", "--tag", tag, *STANDIN_OVERRIDES],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        seen.append(line)
+        if "rpbuild-test-slow" in line or time.monotonic() > deadline:
+            break
+    assert any("rpbuild-test-slow" in line for line in seen), seen
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest
+    assert "Traceback" not in rest
+    left = subprocess.run(["pgrep", "-f", "rpbuild-test-slow"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "nix or its builder still runs"
+    assert (project / ".rpbuild" / "state.json").read_bytes() == state_before
+    assert image_id(tag) == before["image_id"]
+
+
+def _error_lines(result: Run) -> list[str]:
+    return [ln for ln in result.stderr.splitlines() if ln.startswith("rpbuild: error:")]
+
+
+def test_failed_build_shows_log_tail_and_nix_log_command(
+    rpbuild: RunCli, project: Path, tag: str
+) -> None:
+    add_to_profile(
+        project,
+        "minimal",
+        '[[package]]\nname = "broken"\nattr = "rpbuildTestFailing"\ndescription = "d"\nreason = "r"\n',
+    )
+    result = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project)
+    assert result.returncode != 0
+    [error] = _error_lines(result)
+    assert "rpbuild-test-failing" in error
+    assert "failing build line 30" in result.stderr
+    assert "failing build line 5\n" not in result.stderr  # only the tail
+    assert " log /nix/store/" in result.stderr and "rpbuild-test-failing-1.drv" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert image_id(tag) is None
+    assert not (project / ".rpbuild" / "state.json").exists()
+
+
+def test_unreachable_input_is_named_with_the_override_hint(
+    rpbuild: RunCli, project: Path, tag: str
+) -> None:
+    result = rpbuild(
+        "image",
+        "--tag",
+        tag,
+        "--option",
+        "substituters",
+        "",
+        "--option",
+        "download-attempts",
+        "1",
+        cwd=project,
+    )
+    assert result.returncode != 0
+    [error] = _error_lines(result)
+    assert "nixpkgs" in error or "rosenpass" in error
+    assert "--override-input" in result.stderr
+
+
+def test_missing_tools_and_daemon_have_clear_errors(
+    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare-bin"
+    bare.mkdir()
+    for tool in ("docker",):
+        found = shutil.which(tool)
+        assert found is not None
+        (bare / tool).symlink_to(found)
+    no_nix = rpbuild(
+        "image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project, env={"PATH": str(bare)}
+    )
+    assert no_nix.returncode == 3
+    assert (
+        _error_lines(no_nix) == ["rpbuild: error: nix is not installed"]
+        or "nix" in _error_lines(no_nix)[0]
+    )
+
+    (bare / "docker").unlink()
+    nix_only = tmp_path / "nix-bin"
+    nix_only.mkdir()
+    (nix_only / "nix").symlink_to(shutil.which("nix") or "/usr/bin/nix")
+    no_engine = rpbuild(
+        "image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project, env={"PATH": str(nix_only)}
+    )
+    assert no_engine.returncode == 3
+    assert "docker is not installed" in _error_lines(no_engine)[0]
+    assert "apt-get install docker.io" in no_engine.stderr
+
+    daemon_down = rpbuild(
+        "image",
+        "--tag",
+        tag,
+        *STANDIN_OVERRIDES,
+        cwd=project,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"},
+    )
+    assert daemon_down.returncode == 3
+    assert "Docker daemon is not running" in _error_lines(daemon_down)[0]
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+def test_podman_loads_the_same_image(rpbuild: RunCli, project: Path) -> None:
+    ref = f"localhost/rpbuild-test-{uuid.uuid4().hex[:8]}:img"
+    try:
+        data = build(rpbuild, project, "--engine", "podman", "--tag", ref)
+        assert data["engine"] == "podman" and data["up_to_date"] is False
+        out = subprocess.run(
+            [
+                "podman",
+                "image",
+                "inspect",
+                "--format",
+                '{{index .Labels "dev.rpbuild.fingerprint"}}',
+                ref,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert out == data["fingerprint"]
+        assert build(rpbuild, project, "--engine", "podman", "--tag", ref)["up_to_date"] is True
+    finally:
+        subprocess.run(["podman", "image", "rm", "--force", ref], capture_output=True)
