@@ -63,10 +63,19 @@ class Context:
         return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _ctx(ctx: typer.Context) -> Context:
+def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> Context:
+    """The root options, merged with -q/-v given after the command name."""
     obj = ctx.find_root().obj
     assert isinstance(obj, Context)
+    obj.quiet = obj.quiet or quiet
+    if verbose and not obj.verbose:
+        obj.verbose = True
+        logging.getLogger().setLevel(logging.DEBUG)
     return obj
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")]
 
 
 @app.callback()
@@ -201,6 +210,8 @@ def sizes(
     override_input: OverrideOpt = None,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
     from rpbuild import sizes as sz
@@ -209,7 +220,7 @@ def sizes(
     from rpbuild.errors import CheckFailed
     from rpbuild.measure import size_report
 
-    c = _ctx(ctx)
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if as_json and markdown:
         raise RpbuildError("--json and --markdown exclude each other")
     old = sz.load_report_file(compare) if compare is not None else None
@@ -327,12 +338,14 @@ def image(
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build a profile's image with nix and load it into Docker or Podman."""
     from rpbuild import views
     from rpbuild.build import BuildOptions, build_image
 
-    c = _ctx(ctx)
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = BuildOptions(
         system=system,
         engine=engine,
