@@ -150,6 +150,21 @@ def profiles_show(
     views.profile_detail(c.console(), profile)
 
 
+# --- init -------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path(),
+) -> None:
+    """Create a project (profiles, templates, flake.lock) from rpbuild's built-in defaults."""
+    from rpbuild.project import init_project
+
+    for path in init_project(directory):
+        print(f"created {path}")
+    print(f"next: cd {directory} && rpbuild render && rpbuild image --profile minimal")
+
+
 # --- render -----------------------------------------------------------------
 
 

@@ -122,3 +122,22 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
         settings=_load_settings(root),
         builtin=False,
     )
+
+
+def init_project(target: Path) -> list[Path]:
+    """Start a project from the packaged profiles, templates and lock; never overwrites."""
+    from rpbuild.fsutil import atomic_write
+
+    data = _package_data()
+    sources = [
+        *sorted((data / "profiles").glob("*.toml")),
+        *sorted((data / "templates").iterdir()),
+        data / "flake.lock",
+    ]
+    planned = [(src, target / src.relative_to(data)) for src in sources]
+    existing = [dst for _, dst in planned if dst.exists()]
+    if existing:
+        raise ProjectError(f"{existing[0]}: already exists; not overwriting anything")
+    for src, dst in planned:
+        atomic_write(dst, src.read_bytes())
+    return [dst for _, dst in planned]

@@ -111,8 +111,8 @@ def image_result(console: Console, result: ImageResult) -> None:
     status = "up to date" if result.up_to_date else "built and loaded"
     console.print(Text(f"{result.reference}: {status}", style="bold"))
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="dim")
-    table.add_column()
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("image id", result.image_id)
     table.add_row("size", human_bytes(result.size))
     table.add_row("system", result.system)
