@@ -16,14 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rpbuild import TEMPLATE_VERSION, __version__, nix
 from rpbuild import engine as engines
-from rpbuild import nix
 from rpbuild.errors import EngineError, ProfileError, ProjectError
 from rpbuild.fsutil import atomic_write
 from rpbuild.profiles import Profile, display_path, load_profiles, select
-from rpbuild.project import SYSTEMS, Project
+from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
-from rpbuild.state import ImageRecord, fingerprint, load_state, project_lock, save_state
+from rpbuild.state import (
+    ImageRecord,
+    fingerprint,
+    load_state,
+    project_lock,
+    remember_render,
+    render_inputs_key,
+    render_is_current,
+    save_state,
+)
 
 FINGERPRINT_LABEL = "dev.rpbuild.fingerprint"
 BUILD_INFO = "rpbuild-build.json"
@@ -80,7 +89,6 @@ class Prepared:
 
     project: Project
     profiles: dict[str, Profile]
-    flake_ref: str
     rendered: bool  # flake.nix was stale and has been rewritten
     templates: dict[str, str]
     lock_bytes: bytes
@@ -106,22 +114,35 @@ def check_system(project: Project, system: str) -> None:
         )
 
 
+def _render_inputs(project: Project, profiles: Mapping[str, Profile]) -> dict[str, bytes]:
+    """Everything flake.nix is rendered from, as bytes."""
+    parts = {f"profile:{p.path.name}": p.path.read_bytes() for p in profiles.values()}
+    for name in (FLAKE_TEMPLATE, ENTRYPOINT_TEMPLATE):
+        parts[f"template:{name}"] = (project.templates_dir / name).read_bytes()
+    settings = project.root / SETTINGS_FILE
+    parts["settings"] = settings.read_bytes() if settings.is_file() else b""
+    parts["rpbuild"] = f"{__version__}/{TEMPLATE_VERSION}/{project.builtin}".encode()
+    return parts
+
+
 def prepare(project: Project, notify: Notify = _quiet) -> Prepared:
     """Load profiles, re-render flake.nix when stale, and read the lock."""
     profiles = load_profiles(project.profiles_dir)
     lock_path = project.require_lock()
-    rendered = render_flake(project, profiles)
-    changed = write_flake(project, rendered)
+    inputs = _render_inputs(project, profiles)
+    key = render_inputs_key(inputs)
+    changed = False
+    if not render_is_current(project.state_dir, key, project.flake_path):
+        changed = write_flake(project, render_flake(project, profiles))
+        remember_render(project.state_dir, key, project.flake_path)
     if changed:
         notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
     templates = {
-        name: (project.templates_dir / name).read_text(encoding="utf-8")
-        for name in (FLAKE_TEMPLATE, ENTRYPOINT_TEMPLATE)
+        name: inputs[f"template:{name}"].decode() for name in (FLAKE_TEMPLATE, ENTRYPOINT_TEMPLATE)
     }
     return Prepared(
         project=project,
         profiles=profiles,
-        flake_ref="",
         rendered=changed,
         templates=templates,
         lock_bytes=lock_path.read_bytes(),
@@ -198,6 +219,7 @@ def build_image(
                 )
             notify(f"{reference}: no longer in {engine.name}; rebuilding")
 
+        engines.ensure_running(engine)
         flake_ref = stage(prepared, {options.system: {profile.name: fp}})
         installable = f"{flake_ref}#packages.{options.system}.{profile.name}"
         notify(f"building {profile.name} for {options.system}")

@@ -241,7 +241,7 @@ def sizes(
     old = sz.load_report_file(compare) if compare is not None else None
     opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
     with views.build_progress(
-        c.err_console(), quiet=c.quiet or as_json or markdown, verbose=c.verbose
+        sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
     ) as progress:
         report = size_report(
             c.project(),
@@ -264,6 +264,144 @@ def sizes(
             sys.stderr.write(f"rpbuild: error: {violation.message()}\n")
         if violations:
             raise CheckFailed(violations[0].message())
+
+
+# --- release, verify, lock update ---------------------------------------------
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Option("--version", help="Release version, e.g. 1.2.0.")],
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", "-p", help="Profile(s) to release (default: all)."),
+    ] = None,
+    system: Annotated[
+        list[str] | None,
+        typer.Option("--system", help="Nix system(s); several make a manifest list."),
+    ] = None,
+    push: Annotated[
+        str | None,
+        typer.Option("--push", metavar="REGISTRY/REPO", help="Push the images there."),
+    ] = None,
+    snapshot: Annotated[
+        bool,
+        typer.Option("--snapshot", help="Tags end in -SNAPSHOT; a dirty tree is allowed."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="DIR", help="Write the release report into DIR."),
+    ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            metavar="DIR",
+            help="Earlier report to diff sizes against (default: newest next to DIR).",
+        ),
+    ] = None,
+    tls_verify: Annotated[
+        bool,
+        typer.Option("--tls-verify/--no-tls-verify", help="Require HTTPS for the registry."),
+    ] = True,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build, verify and push every chosen profile from committed pins; write a report."""
+    from rpbuild import release as rel
+    from rpbuild import views
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    options = rel.ReleaseOptions(
+        version=version,
+        profiles=tuple(profile or ()),
+        systems=tuple(system or ()),
+        push=push,
+        snapshot=snapshot,
+        report=report,
+        previous=previous,
+        tls_verify=tls_verify,
+        nix=nix_options(override_input, builders, option),
+    )
+    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+        result = rel.release(
+            c.project(), options, notify=progress.notify, on_log=progress.on_log
+        )
+    if as_json:
+        _print_json(result.report)
+    else:
+        print("\n".join(rel.summary_lines(result)))
+    if not result.verified:
+        sys.stderr.write("rpbuild: warning: not every image is reproducible (see the report)\n")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to verify.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
+    from rpbuild import release as rel
+    from rpbuild import views
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    opts = nix_options(override_input, builders, option)
+    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+        result = rel.verify(
+            c.project(), profile, system, opts, notify=progress.notify, on_log=progress.on_log
+        )
+    if as_json:
+        _print_json(result.as_dict())
+    elif result.reproducible:
+        print(f"{profile} ({system}): reproducible, image {result.image_id}")
+    if not result.reproducible:
+        raise rel.NotReproducible(f"{profile} ({system}): not reproducible: {result.reason}")
+
+
+@lock_app.command("update")
+def lock_update(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str] | None, typer.Argument(metavar="[INPUT]...", help="Inputs (default: all).")
+    ] = None,
+    option: NixOptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Update flake.lock (some or all inputs) and show what changed."""
+    from rpbuild import release as rel
+    from rpbuild import views
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    opts = nix_options(None, None, option)
+    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+        result = rel.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "input": ch.path,
+                    "old": ch.old.as_dict() if ch.old else None,
+                    "new": ch.new.as_dict() if ch.new else None,
+                }
+                for ch in result.changes
+            ]
+        )
+        return
+    print("\n".join(rel.lock_changes_lines(result)))
 
 
 # Options that take two values, like nix's own; typer takes NAME=VALUE, so the
@@ -368,15 +506,14 @@ def image(
         force=force,
         nix=nix_options(override_input, builders, option),
     )
-    err = c.err_console()
-    with views.build_progress(err, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = build_image(
             c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
         )
     if as_json:
         _print_json(result.as_dict())
     else:
-        views.image_result(c.console(), result)
+        views.image_result(sys.stdout, result)
 
 
 def main() -> None:

@@ -39,38 +39,72 @@ class ImageInfo:
 
 
 def detect(preferred: str | None = None) -> Engine:
-    """Docker unless Podman is asked for or is the only one installed; checks it answers."""
+    """Docker unless Podman is asked for or is the only one installed.
+
+    Nothing is run here: the up-to-date path costs one `image inspect`, and a
+    daemon that does not answer is recognised in whatever call fails first.
+    """
     if preferred is not None and preferred not in ENGINES:
         raise ToolMissing(f"unknown engine '{preferred}' (known: {', '.join(ENGINES)})")
-    candidates = [preferred] if preferred else list(ENGINES)
-    for name in candidates:
+    for name in [preferred] if preferred else list(ENGINES):
         binary = process.which(name)
-        if binary is None:
-            continue
-        engine = Engine(name=name, binary=binary)
-        _ping(engine)
-        return engine
+        if binary is not None:
+            return Engine(name=name, binary=binary)
     wanted = preferred or "docker"
     raise ToolMissing(f"{wanted} is not installed", hint=_INSTALL_HINT[wanted])
 
 
-def _ping(engine: Engine) -> None:
+_DAEMON_DOWN = re.compile(
+    r"Cannot connect to the Docker daemon|Is the docker daemon running|error during connect"
+    r"|connect: no such file or directory|Cannot connect to Podman",
+    re.I,
+)
+
+
+def _daemon_down(engine: Engine, stderr: str) -> ToolMissing | None:
+    return _daemon_error(engine) if _DAEMON_DOWN.search(stderr) else None
+
+
+def _daemon_error(engine: Engine) -> ToolMissing:
+    if engine.name == "docker":
+        return ToolMissing(
+            "the Docker daemon is not running or not reachable",
+            hint="start it with `systemctl start docker` (or `dockerd &`), or use --engine podman",
+        )
+    return ToolMissing("podman cannot reach its service", hint="check `podman info`")
+
+
+def ensure_running(engine: Engine) -> None:
+    """Fail early, before a build, when the daemon does not answer.
+
+    Some commands (`docker load`) fail without saying why when it is down.
+    """
+    fmt = "{{.Server.Version}}" if engine.name == "docker" else "{{.Version}}"
     result = process.run(
-        engine.argv("version", "--format", "{{.Server.Version}}")
-        if engine.name == "docker"
-        else engine.argv("version", "--format", "{{.Version}}"),
+        engine.argv("version", "--format", fmt),
         what=f"{engine.name} version",
         error=EngineError,
         check=False,
     )
     if result.returncode != 0:
-        if engine.name == "docker":
-            raise ToolMissing(
-                "the Docker daemon is not running or not reachable",
-                hint="start it with `systemctl start docker` (or `dockerd &`), "
-                "or use --engine podman",
+        raise _daemon_error(engine)
+
+
+def _call(engine: Engine, *args: str, what: str, check: bool = True) -> process.Result:
+    """Run an engine command, turning 'daemon not running' into one clear error."""
+    result = process.run(engine.argv(*args), what=what, error=EngineError, check=False)
+    if result.returncode != 0:
+        down = _daemon_down(engine, result.stderr)
+        if down is not None:
+            raise down
+        if check:
+            raise EngineError(
+                f"{what} failed: {result.stderr_tail(1)}",
+                argv=result.argv,
+                returncode=result.returncode,
+                stderr_tail=result.stderr_tail(),
             )
-        raise ToolMissing(f"podman does not answer: {result.stderr_tail(1)}")
+    return result
 
 
 _LOADED_RE = re.compile(r"Loaded image(?: ID)?: (\S+)")
@@ -89,29 +123,27 @@ def parse_loaded(output: str) -> list[str]:
 
 def load_stream(engine: Engine, producer: list[str]) -> list[str]:
     """Pipe an image stream (streamLayeredImage's script) straight into `load`."""
-    result = process.pipe(
-        producer,
-        engine.argv("load"),
-        what=f"{engine.name} load",
-        error=EngineError,
-    )
+    try:
+        result = process.pipe(
+            producer,
+            engine.argv("load"),
+            what=f"{engine.name} load",
+            error=EngineError,
+        )
+    except EngineError as exc:
+        raise _daemon_down(engine, exc.stderr_tail) or exc from None
     return parse_loaded(result.stdout + result.stderr)
 
 
 def load_archive(engine: Engine, archive: Path) -> list[str]:
-    result = process.run(
-        engine.argv("load", "-i", str(archive)), what=f"{engine.name} load", error=EngineError
-    )
+    result = _call(engine, "load", "-i", str(archive), what=f"{engine.name} load")
     return parse_loaded(result.stdout + result.stderr)
 
 
 def inspect(engine: Engine, reference: str) -> ImageInfo | None:
     """The image's metadata, or None when the engine does not hold it."""
-    result = process.run(
-        engine.argv("image", "inspect", reference),
-        what=f"{engine.name} image inspect",
-        error=EngineError,
-        check=False,
+    result = _call(
+        engine, "image", "inspect", reference, what=f"{engine.name} image inspect", check=False
     )
     if result.returncode != 0:
         if re.search(r"no such image|image not known|not found", result.stderr, re.I):
@@ -157,9 +189,15 @@ def run(
     engine: Engine, reference: str, command: list[str], *, extra: list[str] | None = None
 ) -> str:
     """Run a command in a fresh container of the image; returns its stdout."""
-    result = process.run(
-        engine.argv("run", "--rm", "--pull", "never", *(extra or []), reference, *command),
+    result = _call(
+        engine,
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        *(extra or []),
+        reference,
+        *command,
         what=f"{engine.name} run {reference}",
-        error=EngineError,
     )
     return result.stdout

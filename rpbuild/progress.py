@@ -20,13 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported only by the views that draw (startup time)
+    from rich.console import Console, RenderableType
 
 TAIL_LINES = 25
 JSON_PREFIX = "@nix "
@@ -372,6 +369,8 @@ class NullView(_BaseView):
 
     def message(self, text: str) -> None:
         if self.console is not None:
+            from rich.text import Text
+
             self.console.print(Text(text))
 
 
@@ -413,6 +412,11 @@ def _human_bytes(n: int) -> str:
 
 def render_progress(progress: BuildProgress, *, max_rows: int = 6) -> RenderableType:
     """A compact picture of the state: one spinner row per running build, then counters."""
+    from rich.console import Group
+    from rich.spinner import Spinner
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, overflow="ellipsis")
@@ -451,6 +455,8 @@ class LiveView(_BaseView):
     """
 
     def __init__(self, console: Console, *, verbose: bool = False) -> None:
+        from rich.live import Live
+
         super().__init__()
         self.console = console
         self.verbose = verbose
@@ -467,9 +473,13 @@ class LiveView(_BaseView):
             return render_progress(self.progress)
 
     def message(self, text: str) -> None:
+        from rich.text import Text
+
         self.console.print(Text(text))
 
     def _show(self, event: Event) -> None:
+        from rich.text import Text
+
         if event.kind in ("build-done", "build-failed"):
             style = "red" if event.kind == "build-failed" else "green"
             self.console.print(Text(event.text, style=style))

@@ -85,7 +85,7 @@ class Rendered:
 
 
 def _environment(templates: Path) -> Any:
-    import jinja2  # imported here: `rpbuild --help` must stay fast
+    import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
@@ -108,7 +108,7 @@ def _read_template(project: Project, name: str) -> str:
 
 
 def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
-    import jinja2
+    import jinja2  # imported here: the up-to-date path never renders
 
     entrypoint = _read_template(project, ENTRYPOINT_TEMPLATE)
     document = spec_document(profiles, project.settings.systems, entrypoint)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any
 
 from rpbuild.profiles import Profile
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from rpbuild.build import ImageResult
 
 
@@ -23,6 +22,9 @@ def profiles_table(console: Console, profiles: Sequence[Profile]) -> None:
 
 
 def _packages(console: Console, profile: Profile) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     extends = f", extends {profile.extends}" if profile.extends else ""
     table = Table(
         title=f"[bold]{profile.name}[/bold]{extends}: {profile.image.reference}",
@@ -49,6 +51,9 @@ def _packages(console: Console, profile: Profile) -> None:
 
 
 def profile_detail(console: Console, profile: Profile) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     _packages(console, profile)
     img = profile.image
     settings = Table(show_header=False, box=None, pad_edge=False)
@@ -70,10 +75,14 @@ def profile_detail(console: Console, profile: Profile) -> None:
 
 
 class BuildProgress:
-    """Messages and nix's log for one command; the live view when stderr is a terminal."""
+    """Messages and nix's log for one command; the live view when stderr is a terminal.
 
-    def __init__(self, console: Console, *, quiet: bool, verbose: bool) -> None:
-        self.console = console
+    rich is loaded only for the live view: plain and quiet output must not pay its
+    import time on the up-to-date path.
+    """
+
+    def __init__(self, stream: IO[str], *, quiet: bool, verbose: bool) -> None:
+        self.stream = stream
         self.quiet = quiet
         self.verbose = verbose
         self._view: Any = None
@@ -81,7 +90,15 @@ class BuildProgress:
     def __enter__(self) -> BuildProgress:
         from rpbuild import progress
 
-        self._view = progress.make_view(self.console, quiet=self.quiet, verbose=self.verbose)
+        if self.quiet:
+            self._view = progress.NullView()
+        elif not self.stream.isatty() or os.environ.get("TERM") == "dumb":
+            self._view = progress.PlainView(self.stream, verbose=self.verbose)
+        else:
+            from rich.console import Console
+
+            console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            self._view = progress.LiveView(console, verbose=self.verbose)
         self._view.__enter__()
         return self
 
@@ -89,16 +106,17 @@ class BuildProgress:
         self._view.__exit__(*exc)
 
     def notify(self, message: str) -> None:
-        if self.quiet and not message.startswith("warning:"):
-            return
-        self._view.message(message)
+        if not self.quiet:
+            self._view.message(message)
+        elif message.startswith("warning:"):
+            self.stream.write(f"rpbuild: {message}\n")
 
     def on_log(self, line: str) -> None:
         self._view.feed(line)
 
 
-def build_progress(console: Console, *, quiet: bool, verbose: bool) -> BuildProgress:
-    return BuildProgress(console, quiet=quiet, verbose=verbose)
+def build_progress(stream: IO[str], *, quiet: bool, verbose: bool) -> BuildProgress:
+    return BuildProgress(stream, quiet=quiet, verbose=verbose)
 
 
 def human_bytes(n: int) -> str:
@@ -107,17 +125,17 @@ def human_bytes(n: int) -> str:
     return human(n)
 
 
-def image_result(console: Console, result: ImageResult) -> None:
+def image_result(stream: IO[str], result: ImageResult) -> None:
+    """Plain aligned lines: readable, greppable, and no rich import on the hot path."""
     status = "up to date" if result.up_to_date else "built and loaded"
-    console.print(Text(f"{result.reference}: {status}", style="bold"))
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column(overflow="fold")
-    table.add_row("image id", result.image_id)
-    table.add_row("size", human_bytes(result.size))
-    table.add_row("system", result.system)
-    table.add_row("engine", result.engine)
-    table.add_row("time", f"{result.seconds:.2f} s")
+    rows = [
+        ("image id", result.image_id),
+        ("size", human_bytes(result.size)),
+        ("system", result.system),
+        ("engine", result.engine),
+        ("time", f"{result.seconds:.2f} s"),
+    ]
     if result.out_path:
-        table.add_row("store path", result.out_path)
-    console.print(table)
+        rows.append(("store path", result.out_path))
+    stream.write(f"{result.reference}: {status}\n")
+    stream.writelines(f"  {key:<11}{value}\n" for key, value in rows)
