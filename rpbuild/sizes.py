@@ -17,14 +17,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Literal
 
 from rpbuild.errors import RpbuildError
 from rpbuild.nix import PathInfo
+
+if TYPE_CHECKING:  # rich is imported by the terminal renderers only (startup time)
+    from rich.console import Console
+    from rich.text import Text
 
 FORMAT = "rpbuild-sizes/1"
 """Value of the `format` key of a sizes file; bump it when the meaning of a key changes."""
@@ -824,6 +824,9 @@ def _bar(value: int, scale: int, width: int = _BAR_WIDTH) -> str:
 
 def render_terminal(report: SizeReport, console: Console, diff: ReportDiff | None = None) -> None:
     """A table per profile, packages by added size with bars scaled to the largest one."""
+    from rich.table import Table
+    from rich.text import Text
+
     for prof in report.profiles:
         title = prof.name if prof.extends is None else f"{prof.name} (extends {prof.extends})"
         table = Table(title=Text(title, style="bold"), title_justify="left")
@@ -874,6 +877,8 @@ def render_terminal(report: SizeReport, console: Console, diff: ReportDiff | Non
 
 
 def _terminal_summary(prof: ProfileSize) -> Text:
+    from rich.text import Text
+
     text = Text("closure ")
     text.append(human(prof.closure_size), style="bold")
     if prof.archive_size is not None:
@@ -906,6 +911,9 @@ def _delta_style(delta: int) -> str:
 
 def render_diff_terminal(diff: ReportDiff, console: Console) -> None:
     """Per profile, the closure change and a table of the packages that changed."""
+    from rich.table import Table
+    from rich.text import Text
+
     for prof in diff.profiles:
         head = Text(prof.name, style="bold")
         if prof.status == "appeared":
