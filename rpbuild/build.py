@@ -26,10 +26,10 @@ from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, wr
 from rpbuild.state import (
     ImageRecord,
     fingerprint,
+    hash_parts,
     load_state,
     project_lock,
     remember_render,
-    render_inputs_key,
     render_is_current,
     save_state,
 )
@@ -130,7 +130,7 @@ def prepare(project: Project, notify: Notify = _quiet) -> Prepared:
     profiles = load_profiles(project.profiles_dir)
     lock_path = project.require_lock()
     inputs = _render_inputs(project, profiles)
-    key = render_inputs_key(inputs)
+    key = hash_parts(inputs)
     changed = False
     if not render_is_current(project.state_dir, key, project.flake_path):
         changed = write_flake(project, render_flake(project, profiles))

@@ -14,7 +14,14 @@ from rpbuild.errors import RpbuildError
 from rpbuild.profiles import Profile, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
-from rpbuild.state import load_state, project_lock
+from rpbuild.state import (
+    hash_parts,
+    load_state,
+    override_identity,
+    project_lock,
+    read_cache,
+    write_cache,
+)
 
 
 class NotBuilt(RpbuildError):
@@ -60,10 +67,29 @@ def size_report(
             select(profiles, name)
         measured = _with_ancestors(profiles, selected)
         flake_ref = stage(prepared, {})
-        try:
-            evaluated = nix.eval_json(f"{flake_ref}#rpbuild.{options.system}", options.nix)
-        except nix.ProfileEvalError as exc:
-            raise profile_error(profiles, exc) from None
+        # Which store paths a profile is made of depends only on the lock, the rendered
+        # flake, the system and the overrides; evaluating nixpkgs costs seconds, so the
+        # answer is kept until one of those changes.
+        cache = project.state_dir / f"contents-{options.system}.json"
+        key = hash_parts(
+            {
+                "lock": prepared.lock_bytes,
+                "flake": project.flake_path.read_bytes(),
+                "system": options.system.encode(),
+                "overrides": "\n".join(
+                    f"{n}={override_identity(u)}" for n, u in options.nix.overrides
+                ).encode(),
+            }
+        )
+        # An override by URL (github:...) may move without any local change: no cache then.
+        cacheable = all(override_identity(u) != u for _, u in options.nix.overrides)
+        evaluated = read_cache(cache, key) if cacheable else None
+        if evaluated is None:
+            try:
+                evaluated = nix.eval_json(f"{flake_ref}#rpbuild.{options.system}", options.nix)
+            except nix.ProfileEvalError as exc:
+                raise profile_error(profiles, exc) from None
+            write_cache(cache, key, evaluated)
         contents = {name: _contents(evaluated, name) for name in measured}
 
         missing = [

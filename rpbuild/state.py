@@ -174,31 +174,45 @@ def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Itera
         os.close(fd)
 
 
-# --- render cache -------------------------------------------------------------------------
-# flake.nix is a pure function of the profiles, templates, settings and rpbuild's version.
-# Remembering the hash of those inputs and of the file written from them lets the
-# up-to-date path skip Jinja entirely (a measurable share of its time).
-
-RENDER_CACHE = "render.json"
+# --- caches -------------------------------------------------------------------------------
+# Small JSON files under the state directory, each valid for one key (a hash of what
+# produced the value). A missing, corrupt or stale cache is simply a miss.
 
 
-def render_inputs_key(parts: Mapping[str, bytes]) -> str:
+def read_cache(path: Path, key: str) -> Any:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    return doc.get("value")
+
+
+def write_cache(path: Path, key: str, value: Any) -> None:
+    atomic_write(path, json.dumps({"key": key, "value": value}, sort_keys=True) + "\n")
+
+
+def hash_parts(parts: Mapping[str, bytes]) -> str:
     h = hashlib.sha256()
     for name in sorted(parts):
         h.update(name.encode() + b"\0" + _sha256(parts[name]).encode() + b"\n")
     return h.hexdigest()
 
 
+# flake.nix is a pure function of the profiles, templates, settings and rpbuild's version.
+# Remembering the hash of those inputs with the hash of the file written from them lets the
+# up-to-date path skip Jinja entirely (a measurable share of its time).
+RENDER_CACHE = "render-cache.json"
+
+
 def render_is_current(state_dir: Path, key: str, flake: Path) -> bool:
     try:
-        cached = json.loads((state_dir / RENDER_CACHE).read_text(encoding="utf-8"))
-        return bool(
-            cached.get("inputs") == key and cached.get("flake") == _sha256(flake.read_bytes())
-        )
-    except (OSError, ValueError, AttributeError):
+        current = _sha256(flake.read_bytes())
+    except OSError:
         return False
+    return bool(read_cache(state_dir / RENDER_CACHE, key) == current)
 
 
 def remember_render(state_dir: Path, key: str, flake: Path) -> None:
-    doc = {"inputs": key, "flake": _sha256(flake.read_bytes())}
-    atomic_write(state_dir / RENDER_CACHE, json.dumps(doc, sort_keys=True) + "\n")
+    write_cache(state_dir / RENDER_CACHE, key, _sha256(flake.read_bytes()))
