@@ -250,22 +250,32 @@ def _flake_flags(opts: NixOptions) -> list[str]:
     return argv
 
 
+PRINT_OUT_PATHS_SINCE = Version("2.9")
+
+
 def build_argv(
     installables: Sequence[str],
     opts: NixOptions | None = None,
     *,
+    version: Version | None = None,
     rebuild: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`nix build` printing JSON results and an internal-json log, making no `result` link.
+    """`nix build` printing its out paths and an internal-json log, making no `result` link.
 
-    The same on every supported version: `--json` (not 2.9's `--print-out-paths`)
-    also gives the derivation path. No `-L`: internal-json carries build log lines
-    anyway, and on nix 2.8 a `-L` after `--log-format` switches back to plain text.
+    `--print-out-paths` from 2.9 on, `--json` before (2.8 has no other way to print
+    them); a failed build's derivation comes from the error either way. No `-L`:
+    internal-json carries build log lines anyway, and on nix 2.8 a `-L` after
+    `--log-format` switches back to plain text. version None means the oldest (2.8).
     """
     opts = opts or NixOptions()
+    printing = (
+        "--print-out-paths"
+        if version is not None and version >= PRINT_OUT_PATHS_SINCE
+        else "--json"
+    )
     argv = [*base_argv(opts), "--log-format", "internal-json", "build"]
-    argv += ["--no-link", "--json", *_flake_flags(opts)]
+    argv += ["--no-link", printing, *_flake_flags(opts)]
     if rebuild:
         argv.append("--rebuild")
     return [*argv, *extra, *installables]
@@ -399,6 +409,19 @@ def parse_path_info(text: str) -> dict[str, PathInfo]:
             raise _not_in_store(key)
         out[key] = _path_info_entry(key, info, store_dir)
     return out
+
+
+def parse_out_paths(text: str, installable: str = "") -> BuildResult:
+    """`nix build --print-out-paths`: one store path per line, `out` first."""
+    paths = [line.strip() for line in text.splitlines() if line.strip().startswith("/")]
+    if not paths:
+        raise NixError(f"nix build printed no result for {installable or 'the installable'}")
+    outputs = {"out": paths[0]}
+    for path in paths[1:]:
+        name = store_name(path)
+        suffix = name.rsplit("-", 1)[-1] if "-" in name else name
+        outputs.setdefault(suffix, path)
+    return BuildResult(drv_path=None, outputs=outputs, installable=installable)
 
 
 def parse_build_json(text: str, installable: str = "") -> BuildResult:
@@ -805,11 +828,15 @@ def build(
     compare with the existing output (a reproducibility check).
     """
     opts = opts or NixOptions()
+    version = nix_version()
     results = []
     for installable in installables:
-        argv = build_argv([installable], opts, rebuild=rebuild, extra=extra)
+        argv = build_argv([installable], opts, version=version, rebuild=rebuild, extra=extra)
         result = _run(argv, opts, what=f"nix build {installable}", on_log=on_log)
-        results.append(parse_build_json(result.stdout, installable))
+        if "--print-out-paths" in argv:
+            results.append(parse_out_paths(result.stdout, installable))
+        else:
+            results.append(parse_build_json(result.stdout, installable))
     return results
 
 

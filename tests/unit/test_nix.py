@@ -475,3 +475,18 @@ def test_input_name_for_prefers_overrides() -> None:
 def test_profile_error_message_unknown_kind() -> None:
     msg = nix.profile_error_message({"kind": "bad-port", "profile": "minimal", "port": 70000})
     assert msg == "profile 'minimal': bad-port (port=70000)"
+
+
+def test_build_argv_uses_print_out_paths_from_2_9() -> None:
+    old = nix.build_argv(["path:.#x"], OFFLINE, version=Version("2.8.0"))
+    new = nix.build_argv(["path:.#x"], OFFLINE, version=Version("2.9.0"))
+    assert "--json" in old and "--print-out-paths" not in old
+    assert "--print-out-paths" in new and "--json" not in new
+
+
+def test_parse_out_paths() -> None:
+    out = "/nix/store/" + "a" * 32 + "-stream-rosenpass\n"
+    result = nix.parse_out_paths(out, "path:.#x")
+    assert result.outputs == {"out": "/nix/store/" + "a" * 32 + "-stream-rosenpass"}
+    with pytest.raises(NixError):
+        nix.parse_out_paths("", "path:.#x")
