@@ -64,7 +64,7 @@ class ImageResult:
     seconds: float
     up_to_date: bool
     fingerprint: str
-    out_path: str | None
+    out_path: str
     rendered: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -201,22 +201,25 @@ def build_image(
         key = ImageRecord.key_for(engine.name, options.system, reference)
         record = state.images.get(key)
 
+        def result(info: engines.ImageInfo, out_path: str, *, up_to_date: bool) -> ImageResult:
+            return ImageResult(
+                profile=profile.name,
+                system=options.system,
+                engine=engine.name,
+                reference=reference,
+                image_id=info.id,
+                size=info.size,
+                seconds=time.monotonic() - started,
+                up_to_date=up_to_date,
+                fingerprint=fp,
+                out_path=out_path,
+                rendered=prepared.rendered,
+            )
+
         if not options.force and record is not None and record.fingerprint == fp:
             info = engines.inspect(engine, reference)
             if info is not None and info.labels.get(FINGERPRINT_LABEL) == fp:
-                return ImageResult(
-                    profile=profile.name,
-                    system=options.system,
-                    engine=engine.name,
-                    reference=reference,
-                    image_id=info.id,
-                    size=info.size,
-                    seconds=time.monotonic() - started,
-                    up_to_date=True,
-                    fingerprint=fp,
-                    out_path=record.out_path,
-                    rendered=prepared.rendered,
-                )
+                return result(info, record.out_path, up_to_date=True)
             notify(f"{reference}: no longer in {engine.name}; rebuilding")
 
         engines.ensure_running(engine)
@@ -250,19 +253,7 @@ def build_image(
             built_at=_now(),
         )
         save_state(state_path, state)
-        return ImageResult(
-            profile=profile.name,
-            system=options.system,
-            engine=engine.name,
-            reference=reference,
-            image_id=info.id,
-            size=info.size,
-            seconds=time.monotonic() - started,
-            up_to_date=False,
-            fingerprint=fp,
-            out_path=out_path,
-            rendered=prepared.rendered,
-        )
+        return result(info, out_path, up_to_date=False)
 
 
 def _load(engine: engines.Engine, out: Path, expected: str, notify: Notify) -> None:
