@@ -70,12 +70,17 @@ def spec_document(
 def spec_json(document: Mapping[str, Any]) -> str:
     """Canonical JSON: sorted keys, fixed indentation, UTF-8 kept as is.
 
-    `'` and `$` only ever occur inside JSON strings, where they are written as
-    \\u0027 and \\u0024: the document then cannot contain the two sequences
-    that are special in a Nix indented string, whatever the profiles hold.
+    Some characters are always written as JSON escapes:
+    - `'` and `$`, which only ever occur inside JSON strings: the document then
+      cannot contain the two sequences that are special in a Nix indented string;
+    - U+0085, U+2028 and U+2029, which Python (and so Jinja's `indent`) takes for
+      line breaks: the document's lines are then exactly its JSON lines.
     """
     text = json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2)
-    return text.replace("'", "\\u0027").replace("$", "\\u0024")
+    return text.translate(_JSON_ESCAPES)
+
+
+_JSON_ESCAPES = {ord(ch): f"\\u{ord(ch):04x}" for ch in "'$\x85\u2028\u2029"}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import string
 from pathlib import Path
@@ -93,7 +94,9 @@ def test_nix_accepts_the_lock_without_changing_it(tmp_path: Path) -> None:
 nasty = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
     max_size=40,
-) | st.sampled_from(["${builtins.currentTime}", "''", "'''${x}", '\\"', "\\${", "a\nb\r\tc"])
+) | st.sampled_from(
+    ["${builtins.currentTime}", "''", "'''${x}", '\\"', "\\${", "a\nb\r\tc", "\x85\u2028\u2029"]
+)
 
 
 def _toml_string(value: str) -> str:
@@ -122,8 +125,11 @@ def _profile_with(value: str, cmd: list[str]) -> str:
     )
 
 
+# RPBUILD_HYPOTHESIS_EXAMPLES raises the count for a longer search (each example is a nix eval).
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("RPBUILD_HYPOTHESIS_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(value=nasty, cmd=st.lists(nasty, max_size=3))
 def test_any_string_reaches_nix_exactly(project: Path, value: str, cmd: list[str]) -> None:
