@@ -198,6 +198,276 @@ def render(
         print(f"{project.flake_path}: {'written' if changed else 'up to date'}")
 
 
+# --- two-peer topology ------------------------------------------------------
+
+TopologyProfileOpt = Annotated[
+    str,
+    typer.Option("--profile", "-p", help="Profile of both peers' image (needs wg and ping)."),
+]
+IpOpt = Annotated[
+    str,
+    typer.Option("--ip", help="Address families in the tunnel and between peers: 4, 6 or dual."),
+]
+UserspaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--userspace-wireguard",
+        help="Give the containers /dev/net/tun for userspace WireGuard (wireguard-go), "
+        "for hosts without the WireGuard kernel module.",
+    ),
+]
+Subnet4Opt = Annotated[
+    str | None,
+    typer.Option("--subnet4", help="Private IPv4 subnet of the bridge between the peers."),
+]
+Subnet6Opt = Annotated[
+    str | None,
+    typer.Option("--subnet6", help="IPv6 subnet (in fd00::/8) of the bridge between the peers."),
+]
+TopologyTagOpt = Annotated[
+    str | None, typer.Option("--tag", help="Image reference (default: rosenpass:PROFILE).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="Compose project name of the topology.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the tunnel to come up.")
+]
+
+
+def _topology_profile(c: Context, name: str) -> Profile:
+    """The profile, if its image has what the healthcheck and the checks run."""
+    from rpbuild.compose import missing_tools
+    from rpbuild.profiles import select
+
+    _, profiles = _load(c)
+    profile = select(profiles, name)
+    missing = missing_tools([p.name for p in profile.packages])
+    if missing:
+        raise RpbuildError(
+            f"profile {name} has no {' and no '.join(missing)}, which the healthchecks and "
+            "tunnel checks run; use with-wireguard or debug"
+        )
+    return profile
+
+
+def _say(c: Context) -> Any:
+    def say(message: str) -> None:
+        if not c.quiet:
+            sys.stderr.write(f"{message}\n")
+
+    return say
+
+
+def _show_logs(text: str) -> None:
+    if text:
+        sys.stderr.write(text)
+
+
+def _topology_image(
+    c: Context,
+    profile: str,
+    system: str,
+    engine: str | None,
+    tag: str | None,
+    nix: Any,
+) -> Any:
+    """Build (or find up to date) the image both peers run: what `rpbuild image` does."""
+    from rpbuild import views
+    from rpbuild.build import BuildOptions, build_image
+
+    _topology_profile(c, profile)
+    opts = BuildOptions(system=system, engine=engine, tag=tag, nix=nix)
+    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
+        return build_image(
+            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
+        )
+
+
+@app.command("compose")
+def compose_file(
+    ctx: typer.Context,
+    profile: TopologyProfileOpt = "with-wireguard",
+    ip: IpOpt = "dual",
+    userspace_wireguard: UserspaceOpt = False,
+    tag: TopologyTagOpt = None,
+    subnet4: Subnet4Opt = None,
+    subnet6: Subnet6Opt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the compose file of the two-peer topology (services server and client)."""
+    from rpbuild import compose as cmp
+    from rpbuild.fsutil import atomic_write
+    from rpbuild.topology import image_reference
+
+    c = _ctx(ctx)
+    prof = _topology_profile(c, profile)
+    spec = cmp.TopologySpec(
+        image=image_reference(prof.image.reference, prof.image.tag, tag),
+        ip=ip,
+        userspace_wireguard=userspace_wireguard,
+        subnet4=subnet4 or cmp.DEFAULT_SUBNET4,
+        subnet6=subnet6 or cmp.DEFAULT_SUBNET6,
+    )
+    text = cmp.dump(cmp.document(spec))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    atomic_write(output, text)
+    if not c.quiet:
+        print(f"{output}: written (docker-compose -f {output} up, or `rpbuild up`)")
+
+
+def _topology_options(**kwargs: Any) -> Any:
+    from rpbuild.topology import Options
+
+    return Options(**kwargs)
+
+
+@app.command("up")
+def topology_up(
+    ctx: typer.Context,
+    profile: TopologyProfileOpt = "with-wireguard",
+    ip: IpOpt = "dual",
+    userspace_wireguard: UserspaceOpt = False,
+    subnet4: Subnet4Opt = None,
+    subnet6: Subnet6Opt = None,
+    name: NameOpt = "rpbuild",
+    timeout: TimeoutOpt = 90.0,
+    compose: Annotated[
+        Path | None,
+        typer.Option("--compose-file", help="Run this file (from `rpbuild compose`) instead."),
+    ] = None,
+    system: SystemOpt = "x86_64-linux",
+    engine: EngineOpt = None,
+    tag: TopologyTagOpt = None,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build what is missing, start server and client, wait until the tunnel works."""
+    from rpbuild import engine as engines
+    from rpbuild import topology
+
+    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
+    built = _topology_image(
+        c, profile, system, engine, tag, nix_options(override_input, builders, option)
+    )
+    opts = _topology_options(
+        ip=ip,
+        userspace_wireguard=userspace_wireguard,
+        subnet4=subnet4,
+        subnet6=subnet6,
+        compose_file=compose,
+        name=name,
+        timeout=timeout,
+    )
+    topo = topology.up(
+        c.project(),
+        engines.detect(built.engine),
+        built.reference,
+        opts,
+        say=_say(c),
+        show_logs=_show_logs,
+    )
+    if as_json:
+        _print_json(topo.as_dict())
+        return
+    server, client = (topo.plan.tunnel_addresses(role) for role in ("server", "client"))
+    tunnel = ", ".join(f"{server[fam]} <-> {client[fam]}" for fam in sorted(server))
+    print(f"topology {topo.name} is up: tunnel {tunnel}")
+    for role, cid in sorted(topo.containers.items()):
+        print(f"  {role}: container {cid[:12]}")
+    print(f"stop it with: rpbuild down --name {topo.name}")
+
+
+@app.command("test")
+def topology_test(
+    ctx: typer.Context,
+    profile: TopologyProfileOpt = "with-wireguard",
+    ip: IpOpt = "dual",
+    userspace_wireguard: UserspaceOpt = False,
+    subnet4: Subnet4Opt = None,
+    subnet6: Subnet6Opt = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Compose project name (default: a fresh unique one)."),
+    ] = None,
+    timeout: TimeoutOpt = 90.0,
+    compose: Annotated[
+        Path | None,
+        typer.Option("--compose-file", help="Test this file (from `rpbuild compose`) instead."),
+    ] = None,
+    real_rosenpass: Annotated[
+        bool,
+        typer.Option(
+            "--real-rosenpass",
+            envvar="RPBUILD_REAL_IMAGES",
+            help="The images hold the real rosenpass: also check the pre-shared key it sets "
+            "and its renewal (about 130 s).",
+        ),
+    ] = False,
+    system: SystemOpt = "x86_64-linux",
+    engine: EngineOpt = None,
+    tag: TopologyTagOpt = None,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Bring the topology up, prove the tunnel both ways, and always tear it down."""
+    from rpbuild import engine as engines
+    from rpbuild import topology
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    built = _topology_image(
+        c, profile, system, engine, tag, nix_options(override_input, builders, option)
+    )
+    opts = _topology_options(
+        ip=ip,
+        userspace_wireguard=userspace_wireguard,
+        subnet4=subnet4,
+        subnet6=subnet6,
+        compose_file=compose,
+        name=name,
+        timeout=timeout,
+        real_rosenpass=real_rosenpass,
+    )
+    checks = topology.test(
+        c.project(),
+        engines.detect(built.engine),
+        built.reference,
+        opts,
+        say=_say(c),
+        report=print,
+        show_logs=_show_logs,
+    )
+    skipped = sum(1 for check in checks if check.skipped)
+    print(f"passed: {len(checks) - skipped} checks, {skipped} skipped; nothing left running")
+
+
+@app.command("down")
+def topology_down(
+    ctx: typer.Context,
+    name: NameOpt = "rpbuild",
+    engine: EngineOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Stop the topology `rpbuild up` started and remove its network and key volumes."""
+    from rpbuild import engine as engines
+    from rpbuild import topology
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    removed = topology.down(c.project(), engines.detect(engine), name, say=_say(c))
+    if not removed and not c.quiet:
+        print(f"topology {name}: nothing to stop")
+
+
 @app.command()
 def sizes(
     ctx: typer.Context,
@@ -329,9 +599,7 @@ def release(
         nix=nix_options(override_input, builders, option),
     )
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.release(
-            c.project(), options, notify=progress.notify, on_log=progress.on_log
-        )
+        result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
     if as_json:
         _print_json(result.report)
     else:

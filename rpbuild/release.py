@@ -1,0 +1,869 @@
+"""`rpbuild release` and `rpbuild verify`: pinned, reproducible images, pushed, with a report.
+
+A release is built only from committed pins (flake.lock committed and unchanged, flake.nix
+what the profiles render to, a clean tree unless it is a snapshot); every refusal is
+decided before anything is built or pushed. Each image is verified by rebuilding its
+derivation (`nix build --rebuild`) and streaming it again: the image ID (the digest of
+its config, which covers every layer) must not change. Pushing goes from the nix build
+output through a temporary archive into skopeo; several systems become one manifest list.
+The report directory appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rpbuild import __version__, git, lockfile, nix, registry
+from rpbuild import sizes as sz
+from rpbuild.build import (
+    BuildOptions,
+    Notify,
+    Prepared,
+    check_system,
+    prepare,
+    profile_error,
+    stage,
+)
+from rpbuild.errors import NixError, ProjectError, RpbuildError
+from rpbuild.profiles import load_profiles, select
+from rpbuild.project import Project
+from rpbuild.render import diff_flake, render_flake
+from rpbuild.state import load_state, project_lock
+
+REPORT_FORMAT = "rpbuild-release/1"
+RELEASE_JSON = "release.json"
+SUMMARY_MD = "SUMMARY.md"
+DEFAULT_SYSTEM = "x86_64-linux"
+SNAPSHOT_SUFFIX = "-SNAPSHOT"
+#: The tag the `minimal` profile also gets on its own: REPO:VERSION.
+DEFAULT_PROFILE = "minimal"
+#: OCI architecture of each nix system; also the suffix of per-architecture tags.
+ARCH = {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}
+_NONDETERMINISTIC = ("may not be deterministic", "not deterministic", "differs from")
+
+
+class ReleaseRefused(RpbuildError):
+    """The release would not be pinned or would overwrite something; nothing was pushed."""
+
+    exit_code = 1
+
+
+class NotReproducible(RpbuildError):
+    """Building an image again gave a different image."""
+
+    exit_code = 1
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# -- tags -------------------------------------------------------------------------
+
+
+def tags_for(version: str, profile: str, *, snapshot: bool) -> list[str]:
+    """VERSION-PROFILE, and VERSION alone for the minimal profile; -SNAPSHOT last."""
+    suffix = SNAPSHOT_SUFFIX if snapshot else ""
+    tags = [f"{version}-{profile}{suffix}"]
+    if profile == DEFAULT_PROFILE:
+        tags.append(f"{version}{suffix}")
+    return tags
+
+
+def arch_tag(version: str, profile: str, system: str, *, snapshot: bool) -> str:
+    """The tag of one architecture's image under a manifest list."""
+    suffix = SNAPSHOT_SUFFIX if snapshot else ""
+    return f"{version}-{profile}-{ARCH[system]}{suffix}"
+
+
+# -- options and results ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseOptions:
+    version: str
+    profiles: tuple[str, ...] = ()  # none: every profile
+    systems: tuple[str, ...] = ()  # none: DEFAULT_SYSTEM
+    push: str | None = None  # REGISTRY/REPO
+    snapshot: bool = False
+    report: Path | None = None
+    previous: Path | None = None  # a previous report; default: the newest next to `report`
+    tls_verify: bool = True
+    nix: nix.NixOptions = field(default_factory=nix.NixOptions)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether rebuilding an image gave the same image."""
+
+    profile: str
+    system: str
+    out_path: str
+    image_id: str  # from the first build
+    rebuilt_image_id: str | None
+    reproducible: bool
+    reason: str | None
+    recorded_image_id: str | None = None  # what `rpbuild image` loaded, if it matches
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "system": self.system,
+            "out_path": self.out_path,
+            "image_id": self.image_id,
+            "rebuilt_image_id": self.rebuilt_image_id,
+            "recorded_image_id": self.recorded_image_id,
+            "reproducible": self.reproducible,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class BuiltImage:
+    profile: str
+    system: str
+    out_path: str
+    fingerprint: str
+    archive: registry.ArchiveImage
+    verification: Verification | None = None
+    manifest_digest: str | None = None
+    reference: str | None = None  # the tag this one image was pushed under
+
+    def as_dict(self) -> dict[str, Any]:
+        verification = self.verification
+        return {
+            "profile": self.profile,
+            "system": self.system,
+            "architecture": self.archive.platform.get("architecture"),
+            "image_id": self.archive.image_id,
+            "manifest_digest": self.manifest_digest,
+            "reference": self.reference,
+            "out_path": self.out_path,
+            "fingerprint": self.fingerprint,
+            "labels": self.archive.labels,
+            "verified": bool(verification and verification.reproducible),
+            "verification": verification.as_dict() if verification else None,
+        }
+
+
+@dataclass(frozen=True)
+class PushedTag:
+    reference: str
+    digest: str
+    profile: str
+    kind: str  # "image" or "list"
+    platforms: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "profile": self.profile,
+            "kind": self.kind,
+            "platforms": list(self.platforms),
+        }
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    report: dict[str, Any]  # what release.json holds
+    summary: str  # SUMMARY.md
+    report_dir: Path | None
+    verified: bool
+
+
+# -- preflight: every refusal before anything is built ------------------------------
+
+
+@dataclass(frozen=True)
+class Pinned:
+    commit: str
+    clean: bool
+    lock_bytes: bytes
+    changes: tuple[str, ...]  # `git status --porcelain` lines (snapshot only)
+
+
+def _listing(lines: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(line.strip() for line in lines[:limit])
+    more = len(lines) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def check_pinned(project: Project, *, snapshot: bool) -> Pinned:
+    """Refuse a release that is not built from committed pins; each refusal says why."""
+    root = project.root
+    if project.builtin:
+        raise ReleaseRefused(
+            "not in an rpbuild project: a release is built from a git checkout with "
+            "profiles/, flake.nix and a committed flake.lock (use --project DIR)"
+        )
+    if not git.is_work_tree(root):
+        raise ReleaseRefused(
+            f"{root}: not a git work tree; a release is built from committed files "
+            "(commit profiles/, templates/, flake.nix and flake.lock first)"
+        )
+    commit = git.head_commit(root)
+    if commit is None:
+        raise ReleaseRefused(f"{root}: the git repository has no commit yet")
+    lock = project.lock_path
+    if not lock.is_file():
+        raise ReleaseRefused(
+            f"{lock}: missing; a release is pinned by a committed flake.lock "
+            "(create it with `rpbuild lock update` and commit it)"
+        )
+    if not git.is_committed(root, lock):
+        raise ReleaseRefused(
+            f"{lock}: not committed; commit it so that the release is pinned to it"
+        )
+    lock_changes = git.status(root, lock)
+    if lock_changes:
+        raise ReleaseRefused(
+            f"{lock}: has uncommitted changes ({_listing(lock_changes)}); commit them or "
+            "restore it with `git checkout -- flake.lock`"
+        )
+    rendered = render_flake(project, load_profiles(project.profiles_dir))
+    if diff_flake(project, rendered):
+        raise ReleaseRefused(
+            f"{project.flake_path}: `rpbuild render --check` fails: it is not what the "
+            "profiles and templates produce; run `rpbuild render` and commit flake.nix"
+        )
+    # rpbuild's own state directory is never part of a release.
+    own = (
+        (project.state_dir.relative_to(root).as_posix(),)
+        if project.state_dir.is_relative_to(root)
+        else ()
+    )
+    changes = git.status(root, exclude=own)
+    if changes and not snapshot:
+        raise ReleaseRefused(
+            f"{root}: working tree not clean ({_listing(changes)}); commit or stash the "
+            "changes, or release with --snapshot"
+        )
+    return Pinned(
+        commit=commit, clean=not changes, lock_bytes=lock.read_bytes(), changes=tuple(changes)
+    )
+
+
+def check_lock_unchanged(project: Project, before: bytes) -> None:
+    """After the build: nix must not have touched the lock the release is pinned to."""
+    lock = project.lock_path
+    now = lock.read_bytes() if lock.is_file() else b""
+    if now != before or git.status(project.root, lock):
+        raise ReleaseRefused(
+            f"{lock}: changed during the build; nothing was pushed "
+            "(restore it with `git checkout -- flake.lock`)"
+        )
+
+
+def _check_report_dir(report: Path | None) -> None:
+    if report is not None and (report.exists() or report.is_symlink()):
+        raise ReleaseRefused(f"{report}: already exists; a release report is never overwritten")
+
+
+def _check_tags_free(options: ReleaseOptions, profiles: Sequence[str]) -> None:
+    """A release never moves a published tag; snapshots may."""
+    if options.push is None or options.snapshot:
+        return
+    systems = _systems(options)
+    for profile in profiles:
+        tags = tags_for(options.version, profile, snapshot=False)
+        if len(systems) > 1:
+            tags += [arch_tag(options.version, profile, s, snapshot=False) for s in systems]
+        for tag in tags:
+            ref = registry.docker_ref(options.push, tag)
+            if registry.exists(ref, tls_verify=options.tls_verify):
+                raise ReleaseRefused(
+                    f"{ref}: already in the registry; a release never overwrites a tag "
+                    "(choose a new --version, or use --snapshot)"
+                )
+
+
+def _systems(options: ReleaseOptions) -> list[str]:
+    return list(dict.fromkeys(options.systems)) or [DEFAULT_SYSTEM]
+
+
+def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]) -> None:
+    if not options.version:
+        raise RpbuildError("--version must not be empty")
+    if options.push is not None:
+        registry.check_repository(options.push)
+    for system in _systems(options):
+        check_system(project, system)
+        if system not in ARCH:
+            raise RpbuildError(f"no OCI architecture known for system '{system}'")
+    for profile in profiles:
+        for tag in tags_for(options.version, profile, snapshot=options.snapshot):
+            registry.check_tag(tag)
+
+
+# -- building and verifying ---------------------------------------------------------
+
+
+def _rebuild_reason(
+    installable: str, opts: nix.NixOptions, on_log: Callable[[str], None] | None
+) -> str | None:
+    """`nix build --rebuild`: None when nix got the same output again, else why not."""
+    try:
+        nix.build([installable], opts, rebuild=True, on_log=on_log)
+    except NixError as exc:
+        text = f"{exc.message}\n{exc.stderr_tail}"
+        if any(marker in text for marker in _NONDETERMINISTIC):
+            return f"nix build --rebuild: {exc.message}"
+        raise
+    return None
+
+
+def _verify(
+    image: BuiltImage,
+    installable: str,
+    opts: nix.NixOptions,
+    scratch: Path,
+    on_log: Callable[[str], None] | None,
+) -> Verification:
+    started = time.monotonic()
+    reason = _rebuild_reason(installable, opts, on_log)
+    second_path = scratch / f"rebuild-{image.profile}-{image.system}.tar"
+    try:
+        second = registry.read_archive(registry.write_archive(Path(image.out_path), second_path))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            second_path.unlink()
+    if reason is None and second.image_id != image.archive.image_id:
+        reason = (
+            f"streamed again, the image changed: {image.archive.image_id} then {second.image_id}"
+        )
+    return Verification(
+        profile=image.profile,
+        system=image.system,
+        out_path=image.out_path,
+        image_id=image.archive.image_id,
+        rebuilt_image_id=second.image_id,
+        reproducible=reason is None,
+        reason=reason,
+        seconds=time.monotonic() - started,
+    )
+
+
+def build_and_verify(
+    project: Project,
+    targets: Sequence[tuple[str, str]],
+    opts: nix.NixOptions,
+    scratch: Path,
+    *,
+    notify: Notify = _quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> tuple[Prepared, list[BuiltImage]]:
+    """Build each (profile, system), write its archive into scratch, and verify it.
+
+    All in one project lock: the staged flake must stay the one that was built
+    until the rebuild has compared against it.
+    """
+    with project_lock(
+        project.state_dir / "lock",
+        on_wait=lambda: notify("another rpbuild is running in this project; waiting for it"),
+    ):
+        prepared = prepare(project, notify)
+        fingerprints: dict[str, dict[str, str]] = {}
+        for profile_name, system in targets:
+            profile = select(prepared.profiles, profile_name)
+            fingerprints.setdefault(system, {})[profile_name] = prepared.fingerprint(
+                profile, system, opts
+            )
+        flake_ref = stage(prepared, fingerprints)
+        images: list[BuiltImage] = []
+        for profile_name, system in targets:
+            installable = f"{flake_ref}#packages.{system}.{profile_name}"
+            notify(f"building {profile_name} for {system}")
+            try:
+                out = nix.build([installable], opts, on_log=on_log)[0].out
+            except nix.ProfileEvalError as exc:
+                raise profile_error(prepared.profiles, exc) from None
+            archive_path = registry.write_archive(
+                Path(out), scratch / f"{profile_name}-{system}.tar"
+            )
+            image = BuiltImage(
+                profile=profile_name,
+                system=system,
+                out_path=out,
+                fingerprint=fingerprints[system][profile_name],
+                archive=registry.read_archive(archive_path),
+            )
+            _check_architecture(image)
+            notify(f"verifying {profile_name} for {system}: nix build --rebuild")
+            image.verification = _verify(image, installable, opts, scratch, on_log)
+            images.append(image)
+    return prepared, images
+
+
+def _check_architecture(image: BuiltImage) -> None:
+    arch = image.archive.platform.get("architecture")
+    if arch != ARCH[image.system]:
+        raise RpbuildError(
+            f"the {image.profile} image for {image.system} says architecture '{arch}', "
+            f"not '{ARCH[image.system]}'"
+        )
+
+
+def verify(
+    project: Project,
+    profile: str,
+    system: str,
+    opts: nix.NixOptions,
+    *,
+    notify: Notify = _quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> Verification:
+    """Build a profile's image, rebuild it, and compare the image IDs.
+
+    When `rpbuild image` loaded the same build (same fingerprint), its recorded image
+    ID must match too.
+    """
+    check_system(project, system)
+    with tempfile.TemporaryDirectory(prefix="rpbuild-verify-") as tmp:
+        _, images = build_and_verify(
+            project, [(profile, system)], opts, Path(tmp), notify=notify, on_log=on_log
+        )
+    image = images[0]
+    result = image.verification
+    assert result is not None
+    state, _ = load_state(project.state_dir / "state.json")
+    recorded = next(
+        (
+            rec.image_id
+            for rec in state.images.values()
+            if rec.profile == profile
+            and rec.system == system
+            and rec.fingerprint == image.fingerprint
+            and rec.out_path == image.out_path
+        ),
+        None,
+    )
+    if recorded is not None and recorded != result.image_id and result.reproducible:
+        result = replace(
+            result,
+            reproducible=False,
+            reason=f"the image `rpbuild image` loaded earlier is {recorded}, "
+            f"this build is {result.image_id}",
+        )
+    return replace(result, recorded_image_id=recorded)
+
+
+# -- pushing ------------------------------------------------------------------------
+
+
+def _platform(image: BuiltImage) -> str:
+    plat = image.archive.platform
+    text = f"{plat['os']}/{plat['architecture']}"
+    return text + (f"/{plat['variant']}" if plat.get("variant") else "")
+
+
+def _push(images: Sequence[BuiltImage], options: ReleaseOptions, notify: Notify) -> list[PushedTag]:
+    assert options.push is not None
+    repo, tls = options.push, options.tls_verify
+    pushed: list[PushedTag] = []
+    by_profile: dict[str, list[BuiltImage]] = {}
+    for image in images:
+        by_profile.setdefault(image.profile, []).append(image)
+    for profile, group in by_profile.items():
+        tags = tags_for(options.version, profile, snapshot=options.snapshot)
+        main = registry.docker_ref(repo, tags[0])
+        if len(group) == 1:
+            image = group[0]
+            notify(f"pushing {main}")
+            image.manifest_digest = registry.push_archive(image.archive.path, main, tls_verify=tls)
+            image.reference = main
+            digest, kind = image.manifest_digest, "image"
+        else:
+            entries = []
+            for image in group:
+                ref = registry.docker_ref(
+                    repo,
+                    arch_tag(options.version, profile, image.system, snapshot=options.snapshot),
+                )
+                notify(f"pushing {ref}")
+                image.manifest_digest = registry.push_archive(
+                    image.archive.path, ref, tls_verify=tls
+                )
+                image.reference = ref
+                raw = registry.raw_manifest(ref, tls_verify=tls)
+                entry = registry.ListEntry(manifest=raw, platform=image.archive.platform)
+                if entry.descriptor()["digest"] != image.manifest_digest:
+                    raise registry.RegistryError(
+                        f"{ref}: the registry serves a manifest other than the one pushed"
+                    )
+                entries.append(entry)
+            notify(f"pushing the manifest list {main}")
+            digest, kind = registry.push_list(entries, main, tls_verify=tls), "list"
+        platforms = tuple(_platform(image) for image in group)
+        pushed.append(PushedTag(main, digest, profile, kind, platforms))
+        for extra in tags[1:]:
+            ref = registry.docker_ref(repo, extra)
+            notify(f"tagging {ref}")
+            again = registry.retag(main, ref, tls_verify=tls)
+            if again != digest:
+                raise registry.RegistryError(f"{ref}: tagged as {again}, expected {digest}")
+            pushed.append(PushedTag(ref, digest, profile, kind, platforms))
+    return pushed
+
+
+# -- the report ---------------------------------------------------------------------
+
+
+def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool) -> Path | None:
+    """The report to diff sizes against: the given one, else the newest release report
+    next to this one (snapshots are skipped unless this is a snapshot too)."""
+    if explicit is not None:
+        if not (explicit / RELEASE_JSON).is_file():
+            raise RpbuildError(f"{explicit}: not a release report (no {RELEASE_JSON})")
+        return explicit
+    if report is None or not report.parent.is_dir():
+        return None
+    best: tuple[str, Path] | None = None
+    for candidate in report.parent.iterdir():
+        path = candidate / RELEASE_JSON
+        if candidate == report or ".tmp-" in candidate.name or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
+            continue
+        if data.get("snapshot") and not snapshot:
+            continue
+        stamp = str(data.get("released_at", ""))
+        if best is None or stamp > best[0]:
+            best = (stamp, candidate)
+    return best[1] if best else None
+
+
+def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeReport]]:
+    path = previous / RELEASE_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RpbuildError(f"{path}: unreadable release report: {exc}") from None
+    reports = {}
+    for system, name in (data.get("sizes") or {}).items():
+        reports[str(system)] = sz.load_report_file(previous / str(name))
+    return data, reports
+
+
+def _inputs(lock_bytes: bytes, overrides: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    lock = json.loads(lock_bytes)
+    pins = lockfile.pins(lock)
+    override = dict(overrides)
+    return {
+        name: {**pins[name].as_dict(), "override": override.get(name)}
+        for name in lockfile.direct_inputs(lock)
+        if name in pins
+    }
+
+
+def _md_code(text: str | None) -> str:
+    return f"`{text}`" if text else "–"
+
+
+def render_summary(
+    report: Mapping[str, Any],
+    sizes: Mapping[str, sz.SizeReport],
+    diffs: Mapping[str, sz.ReportDiff | None],
+) -> str:
+    """SUMMARY.md: what was released from what, the digests, and the size changes."""
+    title = f"# rosenpass images {report['version']}"
+    if report["snapshot"]:
+        title += " (snapshot)"
+    git_info = report["git"]
+    state = "clean tree" if git_info["clean"] else "uncommitted changes"
+    verified = "**yes**" if report["verified"] else "**no**"
+    lines = [
+        title,
+        "",
+        f"Built {report['released_at']} from commit `{git_info['commit'][:12]}` ({state}) "
+        f"with rpbuild {report['rpbuild_version']} and Nix {report['nix_version']}. "
+        f"Every image reproducible: {verified}.",
+        "",
+        "## Inputs",
+        "",
+        "| Input | Revision | Date | narHash | Built from |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, pin in report["inputs"].items():
+        origin = f"override {_md_code(pin['override'])}" if pin["override"] else pin["source"]
+        lines.append(
+            f"| {name} | {_md_code(pin['rev'])} | {pin['date'] or '–'} "
+            f"| {_md_code(pin['nar_hash'])} | {origin} |"
+        )
+    lines += [
+        "",
+        "## Images",
+        "",
+        "| Profile | System | Pushed as | Manifest digest | Image ID | Reproducible |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for image in report["images"]:
+        verification = image["verification"] or {}
+        ok = "yes" if image["verified"] else f"no: {verification.get('reason') or '?'}"
+        lines.append(
+            f"| {image['profile']} | {image['system']} | {_md_code(image['reference'])} "
+            f"| {_md_code(image['manifest_digest'])} | {_md_code(image['image_id'])} | {ok} |"
+        )
+    if report["tags"]:
+        lines += ["", "## Tags", "", "| Tag | Digest | Platforms |", "| --- | --- | --- |"]
+        for tag in report["tags"]:
+            kind = "manifest list: " if tag["kind"] == "list" else ""
+            platforms = ", ".join(tag["platforms"])
+            lines.append(f"| `{tag['reference']}` | `{tag['digest']}` | {kind}{platforms} |")
+    lines.append("")
+    previous = report.get("previous")
+    if previous:
+        lines += [
+            f"Size changes are against release {previous['version']} "
+            f"(report `{previous['report']}`).",
+            "",
+        ]
+    else:
+        lines += ["No earlier release report to compare sizes with.", ""]
+    for system, size_report in sizes.items():
+        text = sz.render_markdown(size_report, diffs.get(system))
+        lines.append(text.replace("## Image sizes", f"## Image sizes: {system}", 1).rstrip())
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_report(directory: Path, files: Mapping[str, str]) -> None:
+    """Write every file into DIR.tmp-XXXX, then rename it to DIR: all or nothing."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
+        if directory.exists():
+            raise ReleaseRefused(f"{directory}: appeared during the release; not overwritten")
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- release ------------------------------------------------------------------------
+
+
+def release(
+    project: Project,
+    options: ReleaseOptions,
+    *,
+    notify: Notify = _quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> ReleaseResult:
+    """Check the pins, build and verify every image, push, and write the report."""
+    from rpbuild.measure import size_report
+
+    profiles_all = load_profiles(project.profiles_dir)
+    profiles = list(dict.fromkeys(options.profiles)) or list(profiles_all)
+    for name in profiles:
+        select(profiles_all, name)
+    systems = _systems(options)
+    _validate(project, options, profiles)
+
+    pinned = check_pinned(project, snapshot=options.snapshot)
+    _check_report_dir(options.report)
+    previous = find_previous(options.report, options.previous, snapshot=options.snapshot)
+    previous_data, previous_sizes = _previous_sizes(previous) if previous else ({}, {})
+    _check_tags_free(options, profiles)
+
+    sizes: dict[str, sz.SizeReport] = {}
+    for system in systems:
+        notify(f"measuring sizes for {system}")
+        sizes[system] = size_report(
+            project,
+            profiles,
+            BuildOptions(system=system, nix=options.nix),
+            notify=notify,
+            on_log=on_log,
+        )
+    targets = [(profile, system) for profile in profiles for system in systems]
+    with tempfile.TemporaryDirectory(prefix="rpbuild-release-") as tmp:
+        _, images = build_and_verify(
+            project, targets, options.nix, Path(tmp), notify=notify, on_log=on_log
+        )
+        check_lock_unchanged(project, pinned.lock_bytes)
+        failed = [i for i in images if not (i.verification and i.verification.reproducible)]
+        if failed and not options.snapshot:
+            first = failed[0].verification
+            raise NotReproducible(
+                f"{failed[0].profile} ({failed[0].system}) is not reproducible: "
+                f"{first.reason if first else '?'}; nothing was pushed",
+                hint="a --snapshot release pushes it anyway and records it in the report",
+            )
+        pushed = _push(images, options, notify) if options.push else []
+
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "version": options.version,
+        "snapshot": options.snapshot,
+        "released_at": _now(),
+        "repository": options.push,
+        "git": {"commit": pinned.commit, "clean": pinned.clean, "changes": list(pinned.changes)},
+        "rpbuild_version": __version__,
+        "nix_version": str(nix.nix_version()),
+        "inputs": _inputs(pinned.lock_bytes, options.nix.overrides),
+        "profiles": profiles,
+        "systems": systems,
+        "images": [image.as_dict() for image in images],
+        "tags": [tag.as_dict() for tag in pushed],
+        "verified": not failed,
+        "sizes": {system: f"sizes-{system}.json" for system in systems},
+        "previous": (
+            {"version": previous_data.get("version"), "report": str(previous)} if previous else None
+        ),
+    }
+    diffs = {
+        system: sz.compare(previous_sizes[system], sizes[system])
+        if system in previous_sizes
+        else None
+        for system in systems
+    }
+    summary = render_summary(report, sizes, diffs)
+    if options.report is not None:
+        files = {RELEASE_JSON: json.dumps(report, indent=2) + "\n", SUMMARY_MD: summary}
+        for system in systems:
+            files[f"sizes-{system}.json"] = json.dumps(sz.to_json(sizes[system]), indent=2) + "\n"
+        write_report(options.report, files)
+    return ReleaseResult(
+        report=report, summary=summary, report_dir=options.report, verified=not failed
+    )
+
+
+def summary_lines(result: ReleaseResult) -> list[str]:
+    """A few lines for the terminal: what was pushed (or built) and where the report is."""
+    report = result.report
+    lines = []
+    if report["tags"]:
+        lines.append(f"released {report['version']}:")
+        lines += [f"  {t['reference']}  {t['digest']}" for t in report["tags"]]
+    else:
+        lines.append(f"built {report['version']} (not pushed: no --push):")
+        lines += [f"  {i['profile']} ({i['system']})  {i['image_id']}" for i in report["images"]]
+    lines.append(
+        "every image reproducible"
+        if result.verified
+        else "NOT every image reproducible (see the report)"
+    )
+    if result.report_dir is not None:
+        lines.append(f"report: {result.report_dir}")
+    return lines
+
+
+# -- lock update --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockUpdate:
+    changes: tuple[lockfile.Change, ...]
+    created: bool  # there was no flake.lock before
+    path: Path
+    inputs: tuple[str, ...] = ()  # what was asked for; none: every input
+
+
+def update_lock(
+    project: Project,
+    inputs: Sequence[str],
+    opts: nix.NixOptions,
+    *,
+    notify: Notify = _quiet,
+) -> LockUpdate:
+    """`nix flake update` in a private copy; the project's lock is replaced atomically
+    only when nix succeeded, so a failure leaves the old lock as it was."""
+    from rpbuild.fsutil import atomic_write
+    from rpbuild.render import write_flake
+
+    if project.builtin:
+        raise ProjectError(
+            "not in an rpbuild project: `rpbuild lock update` changes a project's flake.lock "
+            "(use --project DIR)"
+        )
+    old = lockfile.read(project.lock_path)
+    known = lockfile.direct_inputs(old)
+    for name in inputs:
+        if known and name.split("/", 1)[0] not in known:
+            raise RpbuildError(
+                f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
+            )
+    with project_lock(project.state_dir / "lock"):
+        if write_flake(project, render_flake(project, load_profiles(project.profiles_dir))):
+            notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
+        project.state_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="lock-update-", dir=project.state_dir))
+        try:
+            shutil.copy2(project.flake_path, work / "flake.nix")
+            if project.lock_path.is_file():
+                shutil.copy2(project.lock_path, work / "flake.lock")
+            notify("updating " + (", ".join(inputs) if inputs else "every input"))
+            try:
+                nix.lock_update(work, inputs, opts)
+            except NixError as exc:
+                raise NixError(
+                    f"{project.lock_path}: left as it was: {exc.message}",
+                    argv=exc.argv,
+                    returncode=exc.returncode,
+                    stderr_tail=exc.stderr_tail,
+                    hint=exc.hint,
+                ) from None
+            new = lockfile.read(work / "flake.lock")
+            if new is None:
+                raise RpbuildError(f"nix wrote no flake.lock for {project.flake_path}")
+            new_bytes = (work / "flake.lock").read_bytes()
+            old_bytes = project.lock_path.read_bytes() if project.lock_path.is_file() else None
+            if new_bytes != old_bytes:
+                atomic_write(project.lock_path, new_bytes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return LockUpdate(
+        changes=tuple(lockfile.diff(old, new)),
+        created=old is None,
+        path=project.lock_path,
+        inputs=tuple(inputs),
+    )
+
+
+def lock_changes_lines(result: LockUpdate) -> list[str]:
+    """A plain table of the changed inputs: input, old rev and date, new rev and date."""
+    if not result.changes:
+        asked = ", ".join(result.inputs) if result.inputs else "every input"
+        return [f"{result.path}: no change ({asked} already at the newest revision)"]
+    rows = [("input", "old", "old date", "new", "new date")]
+    for change in result.changes:
+        old, new = change.old, change.new
+        rows.append(
+            (
+                change.path,
+                old.short if old else "(new)",
+                (old.date or "–") if old else "",
+                new.short if new else "(removed)",
+                (new.date or "–") if new else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    verb = "created" if result.created else "updated"
+    return [f"{result.path}: {verb}; {len(result.changes)} input(s) changed", *lines]

@@ -1,0 +1,503 @@
+"""`rpbuild release` and `rpbuild verify` against real parts: nix, git, skopeo, Docker and a
+real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1.
+
+The images are built from the stand-in flakes (tests/standin), which can build the
+aarch64-linux images on this x86_64 machine (without running them), so the manifest
+lists are real multi-architecture lists. Each test pushes into its own repository of
+one registry, so "nothing was pushed" is checked by the registry's catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpbuild import release as rel
+from rpbuild.project import find_project
+from rpbuild.sizes import load_report_file
+from tests.conftest import STANDIN_OVERRIDES, RunCli
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+pytestmark = [
+    pytest.mark.nix,
+    pytest.mark.docker,
+    pytest.mark.skipif(shutil.which("nix") is None, reason="nix is not installed"),
+    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
+    pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason="docker-registry is not installed"),
+    pytest.mark.skipif(platform.machine() != "x86_64", reason="stand-ins build on x86_64"),
+]
+
+GIT_ID = ["-c", "user.name=rpbuild tests", "-c", "user.email=tests@rpbuild.invalid"]
+
+
+# -- a real registry ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str  # 127.0.0.1:PORT
+
+    def catalog(self) -> list[str]:
+        with urllib.request.urlopen(f"http://{self.host}/v2/_catalog", timeout=10) as resp:
+            return list(json.load(resp)["repositories"] or [])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """docker-registry serving plain HTTP on 127.0.0.1, storage in a temp dir."""
+    root = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("wb")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log)
+    reg = Registry(f"127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reg.catalog()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"docker-registry did not start: {(root / 'registry.log').read_text()}"
+                    )
+                time.sleep(0.1)
+        yield reg
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def skopeo(*args: str) -> str:
+    proc = subprocess.run(
+        ["skopeo", *args], capture_output=True, text=True, timeout=120, check=True
+    )
+    return proc.stdout
+
+
+def inspect(ref: str, *extra: str) -> Any:
+    return json.loads(skopeo("inspect", "--tls-verify=false", *extra, f"docker://{ref}"))
+
+
+def raw(ref: str, *extra: str) -> str:
+    return skopeo("inspect", "--tls-verify=false", "--raw", *extra, f"docker://{ref}")
+
+
+def sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- a committed project --------------------------------------------------------------
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *GIT_ID, "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def repo(project: Path, rpbuild: RunCli) -> Path:
+    """The project copy, rendered and committed in a fresh git repository."""
+    (project / ".gitignore").write_text(".rpbuild/\n")
+    done = rpbuild("--project", str(project), "render")
+    assert done.returncode == 0, done.stderr
+    git(project, "init", "-q")
+    commit_all(project, "release test project")
+    return project
+
+
+def release(rpbuild: RunCli, root: Path, *args: str) -> Any:
+    return rpbuild("--project", str(root), "release", *args, *STANDIN_OVERRIDES)
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("rpbuild: error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+# -- the whole release ----------------------------------------------------------------
+
+
+def test_release_all_profiles_two_systems_to_a_registry(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    push = f"{registry.host}/full/rosenpass"
+    reports = tmp_path / "reports"
+    lock = json.loads((repo / "flake.lock").read_text())
+
+    # 1.0.0: the minimal image alone, the report the next release compares against.
+    first = release(
+        rpbuild, repo, "--version", "1.0.0", "--profile", "minimal", "--push", push,
+        "--no-tls-verify", "--report", str(reports / "1.0.0"),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert set(registry.catalog()) == {"full/rosenpass"}
+
+    # A profile change between releases: minimal drops gnugrep.
+    minimal = repo / "profiles" / "minimal.toml"
+    text = minimal.read_text()
+    start = text.index('[[package]]\nname = "gnugrep"')
+    end = text.index("[[package]]", start + 1)
+    minimal.write_text(text[:start] + text[end:])
+    assert rpbuild("--project", str(repo), "render").returncode == 0
+    commit = commit_all(repo, "minimal: without gnugrep")
+
+    started = time.monotonic()
+    done = release(
+        rpbuild, repo, "--version", "1.1.0", "--system", "x86_64-linux",
+        "--system", "aarch64-linux", "--push", push, "--no-tls-verify",
+        "--report", str(reports / "1.1.0"),
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert "every image reproducible" in done.stdout
+    print(f"release of 3 profiles x 2 systems: {seconds:.1f} s")
+
+    report_dir = reports / "1.1.0"
+    assert sorted(p.name for p in report_dir.iterdir()) == [
+        "SUMMARY.md",
+        "release.json",
+        "sizes-aarch64-linux.json",
+        "sizes-x86_64-linux.json",
+    ]
+    assert [p.name for p in reports.iterdir() if ".tmp-" in p.name] == []
+    report = json.loads((report_dir / "release.json").read_text())
+    assert report["version"] == "1.1.0" and report["snapshot"] is False
+    assert report["git"] == {"commit": commit, "clean": True, "changes": []}
+    assert report["verified"] is True
+    assert report["previous"]["version"] == "1.0.0"
+    assert report["profiles"] == ["debug", "minimal", "with-wireguard"]
+
+    # Input revisions: what flake.lock pins, and the stand-in overrides used instead.
+    for name in ("nixpkgs", "rosenpass"):
+        node = lock["nodes"][lock["nodes"]["root"]["inputs"][name]]["locked"]
+        pin = report["inputs"][name]
+        assert pin["rev"] == node["rev"]
+        assert pin["nar_hash"] == node["narHash"]
+        assert pin["last_modified"] == node["lastModified"]
+        assert pin["override"] == f"path:{Path(__file__).resolve().parents[1] / 'standin' / name}"
+
+    # Every image: in the registry under its architecture's tag, with the digest, the
+    # labels, the architecture and the image ID (config digest) the report gives.
+    images = report["images"]
+    assert {(i["profile"], i["system"]) for i in images} == {
+        (p, s) for p in report["profiles"] for s in ("x86_64-linux", "aarch64-linux")
+    }
+    for image in images:
+        assert image["verified"] is True
+        verification = image["verification"]
+        assert verification["image_id"] == verification["rebuilt_image_id"] == image["image_id"]
+        info = inspect(image["reference"])
+        assert info["Digest"] == image["manifest_digest"]
+        assert info["Architecture"] == image["architecture"]
+        assert (
+            info["Architecture"]
+            == {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}[image["system"]]
+        )
+        assert info["Labels"] == image["labels"]
+        assert info["Labels"]["dev.rpbuild.profile"] == image["profile"]
+        assert info["Labels"]["dev.rpbuild.system"] == image["system"]
+        assert info["Labels"]["dev.rpbuild.fingerprint"] == image["fingerprint"]
+        assert sha256(raw(image["reference"], "--config")) == image["image_id"]
+
+    # Every tag: a manifest list of both architectures, byte for byte what the report says.
+    tags = {t["reference"]: t for t in report["tags"]}
+    assert set(tags) == {
+        f"{push}:1.1.0-debug",
+        f"{push}:1.1.0-minimal",
+        f"{push}:1.1.0",
+        f"{push}:1.1.0-with-wireguard",
+    }
+    for ref, tag in tags.items():
+        manifest = raw(ref)
+        assert sha256(manifest) == tag["digest"]
+        doc = json.loads(manifest)
+        assert doc["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+        listed = {m["platform"]["architecture"]: m["digest"] for m in doc["manifests"]}
+        expected = {
+            i["architecture"]: i["manifest_digest"]
+            for i in images
+            if i["profile"] == tag["profile"]
+        }
+        assert listed == expected and set(listed) == {"amd64", "arm64"}
+        arm = inspect(ref, "--override-arch", "arm64")
+        assert arm["Architecture"] == "arm64"
+        assert arm["Labels"]["dev.rpbuild.system"] == "aarch64-linux"
+    assert tags[f"{push}:1.1.0"]["digest"] == tags[f"{push}:1.1.0-minimal"]["digest"]
+
+    # Sizes JSON per system, and the Markdown diff against release 1.0.0.
+    sizes = load_report_file(report_dir / "sizes-x86_64-linux.json")
+    assert sorted(p.name for p in sizes.profiles) == ["debug", "minimal", "with-wireguard"]
+    minimal_size = sizes.profile("minimal")
+    assert minimal_size is not None
+    assert "gnugrep" not in [p.name for p in minimal_size.packages]
+    assert load_report_file(report_dir / "sizes-aarch64-linux.json").system == "aarch64-linux"
+    summary = (report_dir / "SUMMARY.md").read_text()
+    assert summary.startswith("# rosenpass images 1.1.0\n")
+    assert f"Size changes are against release 1.0.0 (report `{reports / '1.0.0'}`)" in summary
+    changes = summary[summary.index("### Changes") :]
+    assert "**minimal**" in changes and "`gnugrep`: removed" in changes
+    assert "**debug**: new profile" in changes
+    for image in images:
+        assert image["manifest_digest"] in summary and image["image_id"] in summary
+
+    # Docker pulls the list and gets the amd64 image, the one the report names.
+    ref = f"{push}:1.1.0"
+    subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True, timeout=120)
+    try:
+        pulled = json.loads(
+            subprocess.run(
+                ["docker", "image", "inspect", ref], check=True, capture_output=True, text=True
+            ).stdout
+        )[0]
+        amd64 = next(
+            i for i in images if i["profile"] == "minimal" and i["system"] == "x86_64-linux"
+        )
+        assert pulled["Id"] == amd64["image_id"]
+        assert pulled["Config"]["Labels"] == amd64["labels"]
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", ref], capture_output=True, check=False)
+
+    # The same version again: refused before anything is built; nothing changes.
+    again = release(
+        rpbuild, repo, "--version", "1.1.0", "--push", push, "--no-tls-verify",
+        "--report", str(reports / "again"),
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert f"{push}:1.1.0-debug: already in the registry" in one_error_line(again.stderr)
+    assert not (reports / "again").exists()
+    assert sha256(raw(f"{push}:1.1.0")) == tags[f"{push}:1.1.0"]["digest"]
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+def _lock_not_committed(root: Path) -> None:
+    git(root, "rm", "-q", "--cached", "flake.lock")
+    git(root, "commit", "-q", "-m", "forget the lock")
+    (root / ".gitignore").write_text(".rpbuild/\nflake.lock\n")
+    commit_all(root, "ignore the lock")
+
+
+def _lock_modified(root: Path) -> None:
+    data = json.loads((root / "flake.lock").read_text())
+    (root / "flake.lock").write_text(json.dumps(data, indent=4) + "\n")
+
+
+def _flake_stale(root: Path) -> None:
+    path = root / "profiles" / "minimal.toml"
+    path.write_text(path.read_text().replace("only the tools", "just the tools"))
+    commit_all(root, "profile changed, flake.nix not rendered")
+
+
+def _untracked_file(root: Path) -> None:
+    (root / "notes.txt").write_text("not committed\n")
+
+
+def _modified_profile(root: Path) -> None:
+    path = root / "profiles" / "debug.toml"
+    path.write_text(path.read_text() + "\n# an uncommitted comment\n")
+
+
+def _not_git(root: Path) -> None:
+    shutil.rmtree(root / ".git")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_lock_not_committed, "flake.lock: not committed; commit it"),
+        (_lock_modified, "flake.lock: has uncommitted changes (M flake.lock)"),
+        (_flake_stale, "flake.nix: `rpbuild render --check` fails"),
+        (_untracked_file, "working tree not clean (?? notes.txt)"),
+        (_modified_profile, "working tree not clean (M profiles/debug.toml)"),
+        (_not_git, "not a git work tree"),
+    ],
+    ids=["lock-not-committed", "lock-modified", "flake-stale", "untracked", "modified", "no-git"],
+)
+def test_unpinned_or_dirty_release_is_refused(
+    spoil: Any, reason: str, repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    spoil(repo)
+    name = f"refused-{spoil.__name__.strip('_').replace('_', '-')}"
+    done = release(
+        rpbuild, repo, "--version", "9.9.9", "--push", f"{registry.host}/{name}/rosenpass",
+        "--no-tls-verify", "--report", str(tmp_path / "report"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert reason in one_error_line(done.stderr)
+    assert "building" not in done.stderr  # refused before any build
+    assert f"{name}/rosenpass" not in registry.catalog()
+    assert not (tmp_path / "report").exists()
+
+
+def test_existing_report_dir_is_refused(repo: Path, rpbuild: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    done = release(rpbuild, repo, "--version", "1.0.0", "--report", str(tmp_path / "report"))
+    assert done.returncode == 1
+    assert "report: already exists; a release report is never overwritten" in one_error_line(
+        done.stderr
+    )
+
+
+def test_lock_changed_during_the_build_is_refused(repo: Path) -> None:
+    project = find_project(repo)
+    pinned = rel.check_pinned(project, snapshot=False)
+    rel.check_lock_unchanged(project, pinned.lock_bytes)  # unchanged: fine
+    _lock_modified(repo)
+    with pytest.raises(rel.ReleaseRefused, match=r"flake\.lock: changed during the build"):
+        rel.check_lock_unchanged(project, pinned.lock_bytes)
+
+
+def test_rpbuild_state_dir_does_not_make_the_tree_dirty(repo: Path) -> None:
+    (repo / ".gitignore").unlink()
+    commit_all(repo, "no .gitignore")
+    (repo / ".rpbuild").mkdir(exist_ok=True)
+    (repo / ".rpbuild" / "state.json").write_text("{}")
+    pinned = rel.check_pinned(find_project(repo), snapshot=False)
+    assert pinned.clean and pinned.changes == ()
+
+
+def test_snapshot_from_a_dirty_tree_is_tagged_snapshot(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    _untracked_file(repo)
+    push = f"{registry.host}/snap/rosenpass"
+    args = ["--profile", "minimal", "--push", push, "--no-tls-verify", "--snapshot"]
+    done = release(rpbuild, repo, "--version", "2.0.0", *args, "--report", str(tmp_path / "s1"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "s1" / "release.json").read_text())
+    assert report["snapshot"] is True
+    assert report["git"]["clean"] is False and report["git"]["changes"] == ["?? notes.txt"]
+    assert [t["reference"] for t in report["tags"]] == [
+        f"{push}:2.0.0-minimal-SNAPSHOT",
+        f"{push}:2.0.0-SNAPSHOT",
+    ]
+    (image,) = report["images"]
+    assert image["reference"] == f"{push}:2.0.0-minimal-SNAPSHOT"
+    for tag in report["tags"]:
+        assert tag["kind"] == "image" and tag["platforms"] == ["linux/amd64"]
+        assert inspect(tag["reference"])["Digest"] == tag["digest"] == image["manifest_digest"]
+    assert sha256(raw(image["reference"], "--config")) == image["image_id"]
+    # A snapshot may be pushed again under the same version.
+    done = release(rpbuild, repo, "--version", "2.0.0", *args, "--report", str(tmp_path / "s2"))
+    assert done.returncode == 0, done.stderr
+
+
+# -- verify -----------------------------------------------------------------------------
+
+
+def test_verify_matches_the_image_docker_loaded(project: Path, rpbuild: RunCli) -> None:
+    built = rpbuild("--project", str(project), "image", "--json", *STANDIN_OVERRIDES)
+    assert built.returncode == 0, built.stderr
+    loaded = json.loads(built.stdout)
+    done = rpbuild("--project", str(project), "verify", "--json", *STANDIN_OVERRIDES)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reproducible"] is True and result["reason"] is None
+    assert result["image_id"] == result["rebuilt_image_id"] == loaded["image_id"]
+    assert result["recorded_image_id"] == loaded["image_id"]
+    assert result["out_path"] == loaded["out_path"]
+
+
+def test_rebuild_detects_a_nondeterministic_build(tmp_path: Path) -> None:
+    from rpbuild import nix
+
+    flake = tmp_path / "nd"
+    flake.mkdir()
+    (flake / "flake.nix").write_text(
+        "{ outputs = { self }: { packages.x86_64-linux.nd = builtins.derivation {\n"
+        '  name = "rpbuild-nondeterministic"; system = "x86_64-linux"; builder = "/bin/sh";\n'
+        f'  args = [ "-c" "echo $$ > $out" ]; salt = "{os.urandom(8).hex()}"; }}; }}; }}\n'
+    )
+    opts = nix.NixOptions(options=(("substituters", ""),))
+    nix.build([f"path:{flake}#nd"], opts)
+    reason = rel._rebuild_reason(f"path:{flake}#nd", opts, None)
+    assert reason is not None and "may not be deterministic" in reason
+
+
+def test_an_image_that_does_not_verify_is_not_pushed(
+    repo: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if `nix build --rebuild` had found a different output: no push, unless snapshot."""
+    from rpbuild import nix
+
+    monkeypatch.setattr(rel, "_rebuild_reason", lambda *_: "nix build --rebuild: output differs")
+    pairs = list(zip(STANDIN_OVERRIDES[1::3], STANDIN_OVERRIDES[2::3], strict=True))
+    opts = nix.NixOptions(
+        overrides=tuple(p for p in pairs if p[0] != "substituters"),
+        options=(("substituters", ""),),
+    )
+    push = f"{registry.host}/unverified/rosenpass"
+    options = rel.ReleaseOptions(
+        version="3.0.0",
+        profiles=("minimal",),
+        push=push,
+        tls_verify=False,
+        report=tmp_path / "r1",
+        nix=opts,
+    )
+    project = find_project(repo)
+    with pytest.raises(rel.NotReproducible, match=r"minimal \(x86_64-linux\) is not reproducible"):
+        rel.release(project, options)
+    assert "unverified/rosenpass" not in registry.catalog()
+    assert not (tmp_path / "r1").exists()
+
+    result = rel.release(project, replace(options, snapshot=True, report=tmp_path / "r2"))
+    assert result.verified is False
+    report = json.loads((tmp_path / "r2" / "release.json").read_text())
+    assert report["verified"] is False
+    (image,) = report["images"]
+    assert image["verified"] is False
+    assert image["verification"]["reason"] == "nix build --rebuild: output differs"
+    assert inspect(image["reference"])["Digest"] == image["manifest_digest"]
+    assert (
+        "| no: nix build --rebuild: output differs |"
+        in (tmp_path / "r2" / "SUMMARY.md").read_text()
+    )
