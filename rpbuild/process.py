@@ -96,11 +96,14 @@ def run(
     on_stderr_line: Callable[[str], None] | None = None,
     stdin: IO[bytes] | int | None = None,
     hint: str | None = None,
+    timeout: float | None = None,
 ) -> Result:
     """Run argv to completion, capturing stdout and stderr.
 
     stderr is read line by line so that callers can show progress (nix's
-    internal-json log) while the command runs.
+    internal-json log) while the command runs. With a timeout, a command still
+    running after that many seconds is stopped and fails: a deadline for
+    commands that wait on something else (`docker-compose up` on a healthcheck).
     """
     what = what or Path(argv[0]).name
     log.debug("running: %s", shlex.join(argv))
@@ -135,12 +138,22 @@ def run(
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-        code = proc.wait()
+        code = proc.wait(timeout=timeout)
         for t in readers:
             t.join()
     except KeyboardInterrupt:
         _stop([proc])
         raise Interrupted(f"interrupted: stopped {what}") from None
+    except subprocess.TimeoutExpired:
+        _stop([proc])
+        for t in readers:
+            t.join()
+        raise error(
+            f"{what} did not finish within {timeout:g} s",
+            argv=argv,
+            stderr_tail="\n".join(tail),
+            hint=hint,
+        ) from None
     result = Result(argv=argv, returncode=code, stdout="".join(out), stderr="".join(err))
     log.debug("exit %d: %s", code, shlex.join(argv))
     if check and code != 0:

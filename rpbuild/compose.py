@@ -1,0 +1,301 @@
+"""The two-peer test topology (a server and a client) as a Compose document.
+
+The document is built as a dict and written as JSON, which is YAML too: no YAML
+library, and one file that docker-compose 1.29 (Debian 12) and Compose v2 both
+read. Everything security-relevant is decided here, in one place: no privileged
+container, only NET_ADMIN added, a private key volume per peer, and public key
+volumes that only their owner can write.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rpbuild.errors import RpbuildError
+
+IP_MODES = ("4", "6", "dual")
+ROLES = ("server", "client")
+
+# The bridge between the containers (the "public" network the peers talk over).
+DEFAULT_SUBNET4 = "172.31.240.0/24"
+DEFAULT_SUBNET6 = "fd00:7270::/64"
+# Addresses inside the tunnel; they exist only in the containers' namespaces.
+DEFAULT_TUNNEL4 = "10.213.0.0/24"
+DEFAULT_TUNNEL6 = "fd00:7270:1::/64"
+ULA = ipaddress.IPv6Network("fd00::/8")
+
+SERVER_PORT = 9999
+DEVICE = "rosenpass0"
+ENTRYPOINT = "/bin/rpbuild-entrypoint"
+PRIVATE_DIR = "/keys/private"
+PUBLIC_DIRS = {"server": "/keys/public/server", "client": "/keys/public/client"}
+# Where each side's keys are on the bridge and in the tunnel (host numbers).
+BRIDGE_HOST = {"server": 10, "client": 11}
+TUNNEL_HOST = {"server": 1, "client": 2}
+
+# Docker's default capabilities that a peer does not need. NET_RAW stays: ping in
+# the healthcheck needs it where ping cannot use ICMP sockets (busybox).
+DROPPED_CAPS = (
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+)
+ADDED_CAPS = ("NET_ADMIN",)
+# Packages the healthcheck and the tunnel checks run in the container.
+REQUIRED_PACKAGES = {"wireguard-tools": "wg", "iputils": "ping"}
+
+
+@dataclass(frozen=True)
+class TopologySpec:
+    """What the compose file is made from; defaults give the documented topology."""
+
+    image: str
+    ip: str = "dual"
+    userspace_wireguard: bool = False
+    subnet4: str = DEFAULT_SUBNET4
+    subnet6: str = DEFAULT_SUBNET6
+    tunnel4: str = DEFAULT_TUNNEL4
+    tunnel6: str = DEFAULT_TUNNEL6
+    server_port: int = SERVER_PORT
+    peer_timeout: int = 120
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The addresses of a topology: what the checks ping and the file configures."""
+
+    ip: str
+    bridge: dict[str, dict[str, str]]  # role -> {"4": addr, "6": addr}
+    tunnel: dict[str, dict[str, str]]  # role -> {"4": "addr/len", "6": "addr/len"}
+    server_public_ip: str
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return {"4": ("4",), "6": ("6",), "dual": ("4", "6")}[self.ip]
+
+    def tunnel_addresses(self, role: str) -> dict[str, str]:
+        """The role's tunnel addresses without prefix length, by family."""
+        return {fam: cidr.split("/")[0] for fam, cidr in self.tunnel[role].items()}
+
+
+def _network4(value: str, what: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise RpbuildError(f"{what}: '{value}' is not an IPv4 network ({exc})") from None
+    if not net.is_private:
+        raise RpbuildError(f"{what}: {net} is not a private network")
+    if net.prefixlen > 28:
+        raise RpbuildError(f"{what}: {net} is too small (at most /28)")
+    return net
+
+
+def _network6(value: str, what: str) -> ipaddress.IPv6Network:
+    try:
+        net = ipaddress.IPv6Network(value, strict=True)
+    except ValueError as exc:
+        raise RpbuildError(f"{what}: '{value}' is not an IPv6 network ({exc})") from None
+    if not net.subnet_of(ULA):
+        raise RpbuildError(f"{what}: {net} is not a unique local (fd00::/8) network")
+    if net.prefixlen > 120:
+        raise RpbuildError(f"{what}: {net} is too small (at most /120)")
+    return net
+
+
+def plan(spec: TopologySpec) -> Plan:
+    """Check the spec and work out every address; errors name the option at fault."""
+    if spec.ip not in IP_MODES:
+        raise RpbuildError(f"--ip: '{spec.ip}' is not one of {', '.join(IP_MODES)}")
+    if not 1 <= spec.server_port <= 65534:
+        raise RpbuildError(f"server port {spec.server_port} is not from 1 to 65534")
+    bridge4 = _network4(spec.subnet4, "--subnet4")
+    bridge6 = _network6(spec.subnet6, "--subnet6")
+    tunnel4 = _network4(spec.tunnel4, "--tunnel4")
+    tunnel6 = _network6(spec.tunnel6, "--tunnel6")
+    if bridge4.overlaps(tunnel4):
+        raise RpbuildError(f"--tunnel4 {tunnel4} overlaps --subnet4 {bridge4}")
+    if bridge6.overlaps(tunnel6):
+        raise RpbuildError(f"--tunnel6 {tunnel6} overlaps --subnet6 {bridge6}")
+    six = spec.ip in ("6", "dual")
+    four = spec.ip in ("4", "dual")
+    bridge: dict[str, dict[str, str]] = {}
+    tunnel: dict[str, dict[str, str]] = {}
+    for role in ROLES:
+        bridge[role] = {"4": str(bridge4[BRIDGE_HOST[role]])}
+        if six:
+            bridge[role]["6"] = str(bridge6[BRIDGE_HOST[role]])
+        tunnel[role] = {}
+        if four:
+            tunnel[role]["4"] = f"{tunnel4[TUNNEL_HOST[role]]}/{tunnel4.prefixlen}"
+        if six:
+            tunnel[role]["6"] = f"{tunnel6[TUNNEL_HOST[role]]}/{tunnel6.prefixlen}"
+    # The peers talk IPv6 whenever the bridge has it; IPv4 only in "4".
+    public = bridge["server"]["6" if six else "4"]
+    return Plan(ip=spec.ip, bridge=bridge, tunnel=tunnel, server_public_ip=public)
+
+
+def _vpn(addresses: Mapping[str, str]) -> str:
+    return ",".join(addresses[fam] for fam in ("4", "6") if fam in addresses)
+
+
+def _service(role: str, spec: TopologySpec, p: Plan) -> dict[str, Any]:
+    other = "client" if role == "server" else "server"
+    env = {
+        "MODE": role,
+        "SERVER_PUBLIC_IP": p.server_public_ip,
+        "SERVER_PORT": str(spec.server_port),
+        "SERVER_VPN_IP": _vpn(p.tunnel["server"]),
+        "CLIENT_VPN_IP": _vpn(p.tunnel["client"]),
+        "PRIVATE_KEY_DIR": PRIVATE_DIR,
+        "SERVER_PUBKEY_DIR": PUBLIC_DIRS["server"],
+        "CLIENT_PUBKEY_DIR": PUBLIC_DIRS["client"],
+        "PEER_TIMEOUT": str(spec.peer_timeout),
+    }
+    addresses = {"ipv4_address": p.bridge[role]["4"]}
+    if "6" in p.bridge[role]:
+        addresses["ipv6_address"] = p.bridge[role]["6"]
+    service: dict[str, Any] = {
+        "image": spec.image,
+        "pull_policy": "never",
+        "environment": env,
+        "cap_add": list(ADDED_CAPS),
+        "cap_drop": list(DROPPED_CAPS),
+        "security_opt": ["no-new-privileges:true"],
+        "volumes": [
+            f"{role}-private:{PRIVATE_DIR}",
+            f"{role}-public:{PUBLIC_DIRS[role]}",
+            f"{other}-public:{PUBLIC_DIRS[other]}:ro",
+        ],
+        "networks": {"transit": addresses},
+        "healthcheck": {
+            "test": ["CMD", ENTRYPOINT, "healthcheck"],
+            "interval": "1s",
+            "timeout": "5s",
+            "retries": 10,
+            "start_period": "60s",
+        },
+        "stop_grace_period": "5s",
+        "restart": "no",
+    }
+    if spec.ip in ("6", "dual"):
+        # New devices (the tunnel) inherit this; Docker turns IPv6 off otherwise.
+        service["sysctls"] = {"net.ipv6.conf.all.disable_ipv6": "0"}
+    if spec.userspace_wireguard:
+        service["devices"] = ["/dev/net/tun:/dev/net/tun"]
+    if role == "client":
+        # The client needs the server's public keys; the server is healthy once
+        # they are published (and, once the client's are there, when the tunnel works).
+        service["depends_on"] = {"server": {"condition": "service_healthy"}}
+    return service
+
+
+def document(spec: TopologySpec) -> dict[str, Any]:
+    """The compose document for spec."""
+    p = plan(spec)
+    subnets = [{"subnet": spec.subnet4}]
+    if spec.ip in ("6", "dual"):
+        subnets.append({"subnet": spec.subnet6})
+    network: dict[str, Any] = {"driver": "bridge"}
+    if spec.ip in ("6", "dual"):
+        network["enable_ipv6"] = True
+    network["ipam"] = {"driver": "default", "config": subnets}
+    return {
+        # 2.4 is the last format both docker-compose 1.29 and Compose v2 take
+        # with enable_ipv6 and depends_on conditions.
+        "version": "2.4",
+        "services": {role: _service(role, spec, p) for role in ROLES},
+        "networks": {"transit": network},
+        "volumes": {f"{role}-{kind}": {} for role in ROLES for kind in ("private", "public")},
+    }
+
+
+def dump(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def load(text: str, source: str) -> dict[str, Any]:
+    """A compose file written by `rpbuild compose` (JSON), possibly edited."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RpbuildError(
+            f"{source}: not a compose file written by `rpbuild compose` (JSON): {exc}"
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        raise RpbuildError(f"{source}: no services in the compose file")
+    missing = [role for role in ROLES if role not in doc["services"]]
+    if missing:
+        raise RpbuildError(f"{source}: no '{missing[0]}' service in the compose file")
+    return doc
+
+
+def plan_of(doc: Mapping[str, Any], source: str) -> Plan:
+    """The tunnel addresses a compose document configures (for the checks)."""
+    env = doc["services"]["server"].get("environment") or {}
+    if not isinstance(env, dict):
+        raise RpbuildError(f"{source}: the server's environment must be a mapping")
+    tunnel: dict[str, dict[str, str]] = {}
+    for role in ROLES:
+        value = str(env.get(f"{role.upper()}_VPN_IP", ""))
+        tunnel[role] = {}
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                addr = ipaddress.ip_interface(item)
+            except ValueError:
+                raise RpbuildError(f"{source}: bad {role.upper()}_VPN_IP '{value}'") from None
+            tunnel[role][str(addr.version)] = str(addr)
+        if not tunnel[role]:
+            raise RpbuildError(f"{source}: the server has no {role.upper()}_VPN_IP")
+    families = {fam for role in ROLES for fam in tunnel[role]}
+    ip = "dual" if families == {"4", "6"} else families.pop()
+    return Plan(
+        ip=ip, bridge={}, tunnel=tunnel, server_public_ip=str(env.get("SERVER_PUBLIC_IP", ""))
+    )
+
+
+def images(doc: Mapping[str, Any]) -> list[str]:
+    return sorted({str(doc["services"][role].get("image", "")) for role in ROLES} - {""})
+
+
+def missing_tools(package_names: Sequence[str]) -> list[str]:
+    """Tools the topology needs that a profile's package list lacks."""
+    return [tool for pkg, tool in REQUIRED_PACKAGES.items() if pkg not in package_names]
+
+
+def free_subnets(in_use: Sequence[str]) -> tuple[str, str]:
+    """The first bridge subnets (IPv4, IPv6) from the defaults' ranges that no network uses.
+
+    Tried in step: 172.31.240.0/24 with fd00:7270::/64, then 172.31.241.0/24 with
+    fd00:7270:0:1::/64, and so on, 16 pairs. Docker refuses overlapping subnets,
+    so a second topology (a test beside `rpbuild up`) takes the next pair.
+    """
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for text in in_use:
+        try:
+            used.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue
+    for i in range(16):
+        net4 = ipaddress.IPv4Network(f"172.31.{240 + i}.0/24")
+        net6 = ipaddress.IPv6Network(f"fd00:7270:0:{i:x}::/64")
+        if not any(net4.overlaps(u) for u in used if isinstance(u, ipaddress.IPv4Network)) and (
+            not any(net6.overlaps(u) for u in used if isinstance(u, ipaddress.IPv6Network))
+        ):
+            return str(net4), str(net6)
+    raise RpbuildError(
+        "no free subnet pair in 172.31.240.0/20 and fd00:7270::/60; pass --subnet4 and --subnet6"
+    )

@@ -1,0 +1,373 @@
+"""The two-peer topology for real: with-wireguard images from the stand-in inputs,
+brought up by compose from the rendered file, userspace WireGuard (the test kernel
+has none). Proves the tunnel both ways over IPv4 and IPv6, the security model, and
+that nothing is left behind, also after a failed run.
+
+The pre-shared-key checks need images with the real rosenpass; they run only with
+RPBUILD_REAL_IMAGES=1 and are reported as skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpbuild import compose as cmp
+from rpbuild import composetool
+from rpbuild import engine as engines
+from tests.conftest import REPO, STANDIN_OVERRIDES, Run
+
+pytestmark = [pytest.mark.nix, pytest.mark.docker]
+
+KEY_FILES = {"pqsk", "pqpk", "wgsk", "wgpk", "psk"}
+SECRET_FILES = ("pqsk", "wgsk")
+CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+
+
+@dataclass
+class Env:
+    project: Path
+    state: Path
+    tag: str
+    names: list[str] = field(default_factory=list)
+
+    def cli(self, *args: str, timeout: float = 600) -> Run:
+        env = {**os.environ, "XDG_STATE_HOME": str(self.state), "COLUMNS": "200"}
+        env.pop("RPBUILD_REAL_IMAGES", None)  # it means --real-rosenpass to rpbuild test
+        proc = subprocess.run(
+            [sys.executable, "-m", "rpbuild", *args],
+            cwd=self.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def name(self) -> str:
+        """A compose project name of this run; checked to be gone at the end."""
+        name = f"rpbuild-it-{uuid.uuid4().hex[:8]}"
+        self.names.append(name)
+        return name
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc
+
+
+def docker_bytes(*args: str) -> bytes:
+    return subprocess.run(["docker", *args], capture_output=True, check=True, timeout=120).stdout
+
+
+def leftovers(name: str) -> dict[str, list[str]]:
+    return composetool.leftovers(engines.detect("docker"), name)
+
+
+def nothing_left(name: str) -> bool:
+    return not any(leftovers(name).values())
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A fresh project copy and its with-wireguard image, built from the stand-ins."""
+    base = tmp_path_factory.mktemp("topology")
+    project = base / "project"
+    project.mkdir()
+    for name in ("profiles", "templates"):
+        shutil.copytree(REPO / name, project / name)
+    shutil.copy2(REPO / "flake.lock", project / "flake.lock")
+    e = Env(project=project, state=base / "state", tag=f"rpbuild-test/{uuid.uuid4().hex[:10]}:wg")
+    built = e.cli("image", "--profile", "with-wireguard", "--tag", e.tag, *STANDIN_OVERRIDES)
+    assert built.returncode == 0, built.stderr
+    yield e
+    try:
+        for name in e.names:
+            assert nothing_left(name), (name, leftovers(name))
+    finally:
+        docker("image", "rm", "--force", e.tag, check=False)
+
+
+def build_args(e: Env) -> list[str]:
+    return ["--profile", "with-wireguard", "--tag", e.tag, *STANDIN_OVERRIDES]
+
+
+# --- the compose file and the entrypoint ---------------------------------------
+
+
+@pytest.mark.parametrize("ip", ["4", "6", "dual"])
+def test_compose_accepts_the_rendered_file(env: Env, tmp_path: Path, ip: str) -> None:
+    out = tmp_path / "compose.json"
+    made = env.cli("compose", "--ip", ip, "--userspace-wireguard", "--tag", env.tag, "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    tool = composetool.detect(engines.detect("docker"))
+    checked = subprocess.run(
+        tool.argv("rpbuild-config-check", out, "config", "--quiet"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(
+    "environment,message",
+    [
+        ([], "MODE is not set"),
+        (["MODE=peer"], "unknown mode 'peer'"),
+        (["MODE=server"], "SERVER_VPN_IP is not set"),
+        (["MODE=server", "SERVER_VPN_IP=10.0.0.1", "CLIENT_VPN_IP=10.0.0.2.1"], "not an IPv4"),
+        (["MODE=client", "CLIENT_VPN_IP=fd00::2", "SERVER_VPN_IP=fd00::1"], "SERVER_PUBLIC_IP"),
+        (["MODE=server", "SERVER_VPN_IP=fe90::3", "CLIENT_VPN_IP=fe90::4"], "link-local"),
+    ],
+)
+def test_the_image_refuses_bad_configuration(
+    env: Env, environment: list[str], message: str
+) -> None:
+    flags = [arg for item in environment for arg in ("-e", item)]
+    proc = docker("run", "--rm", "--pull", "never", *flags, env.tag, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rpbuild-entrypoint: error: "), proc.stderr
+    assert message in lines[0]
+
+
+def test_standalone_makes_keys_once_and_publishes_only_public_ones(
+    env: Env, tmp_path: Path
+) -> None:
+    private, public = tmp_path / "private", tmp_path / "public"
+    private.mkdir()
+    public.mkdir()
+    mounts = ["-v", f"{private}:/keys/private", "-v", f"{public}:/keys/public"]
+    run = ["run", "--rm", "--pull", "never", *mounts, "-e", "MODE=standalone", env.tag]
+    docker(*run)
+    assert oct(private.stat().st_mode & 0o777) == "0o700"
+    secret = private / "rosenpass"
+    assert oct(secret.stat().st_mode & 0o777) == "0o700"
+    assert sorted(p.name for p in secret.iterdir()) == ["pqpk", "pqsk", "wgsk"]
+    assert sorted(p.name for p in public.iterdir()) == ["pqpk", "wgpk"]
+    first = (secret / "wgsk").read_bytes()
+    again = docker(*run, "rp", "--version")  # keys kept; then the command runs
+    assert "rp (rosenpass" in again.stdout
+    assert (secret / "wgsk").read_bytes() == first
+    assert first.decode().strip() not in again.stderr
+
+
+# --- the tunnel ------------------------------------------------------------------
+
+
+def test_rpbuild_test_proves_the_tunnel_both_ways_over_ipv4_and_ipv6(env: Env) -> None:
+    name = env.name()
+    run = env.cli("test", "--ip", "dual", "--userspace-wireguard", "--name", name, *build_args(env))
+    assert run.returncode == 0, run.stdout + run.stderr
+    for src, dst in (("client", "server"), ("server", "client")):
+        for fam in ("IPv4", "IPv6"):
+            assert any(
+                line.startswith(f"ok    ping {src} -> {dst}") and f"({fam})" in line
+                for line in run.stdout.splitlines()
+            ), run.stdout
+    assert "ok    WireGuard handshake on the server" in run.stdout
+    assert "ok    WireGuard handshake on the client" in run.stdout
+    assert "skip  PSK checks skipped: images use the stand-in rosenpass" in run.stdout
+    assert nothing_left(name), leftovers(name)
+
+
+def test_a_failed_run_shows_both_logs_and_leaves_nothing(env: Env, tmp_path: Path) -> None:
+    subnets = cmp.free_subnets(composetool.subnets_in_use(engines.detect("docker")))
+    made = env.cli(
+        "compose",
+        "--userspace-wireguard",
+        "--tag",
+        env.tag,
+        "--subnet4",
+        subnets[0],
+        "--subnet6",
+        subnets[1],
+        "-o",
+        str(tmp_path / "c"),
+    )
+    assert made.returncode == 0, made.stderr
+    doc = json.loads((tmp_path / "c").read_text())
+    doc["services"]["client"]["environment"]["SERVER_PORT"] = "9001"  # nobody listens there
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(doc))
+    name = env.name()
+    run = env.cli(
+        "test", "--compose-file", str(wrong), "--name", name, "--timeout", "12", *build_args(env)
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "--- server logs ---" in run.stderr and "--- client logs ---" in run.stderr
+    assert "client | " in run.stderr and "server | " in run.stderr
+    assert "rpbuild: error: the tunnel was not up within 12 s" in run.stderr
+    assert nothing_left(name), leftovers(name)
+    assert "nothing to stop" in env.cli("down", "--name", name).stdout
+
+
+def test_up_that_fails_shows_logs_and_removes_everything(env: Env) -> None:
+    # Without /dev/net/tun the stand-in rp cannot make its device: both peers stop.
+    name = env.name()
+    run = env.cli("up", "--name", name, "--timeout", "60", *build_args(env))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "/dev/net/tun is missing" in run.stderr
+    assert "container stopped" in run.stderr
+    assert "--userspace-wireguard" in run.stderr  # the hint
+    assert nothing_left(name), leftovers(name)
+
+
+def test_psk_checks_refuse_stand_in_images(env: Env) -> None:
+    name = env.name()
+    run = env.cli("test", "--real-rosenpass", "--name", name, *build_args(env))
+    assert run.returncode == 2
+    assert "built from the stand-in rosenpass" in run.stderr
+    assert nothing_left(name)
+
+
+@pytest.mark.realimages
+@pytest.mark.skipif(
+    not os.environ.get("RPBUILD_REAL_IMAGES"),
+    reason="PSK checks need images with the real rosenpass (set RPBUILD_REAL_IMAGES=1); "
+    "these tests use the stand-in, which sets no pre-shared key",
+)
+def test_rosenpass_sets_and_renews_the_pre_shared_key(env: Env) -> None:
+    name = env.name()
+    run = env.cli("test", "--real-rosenpass", "--ip", "dual", "--name", name, timeout=1800)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ok    pre-shared key set by rosenpass" in run.stdout
+    assert "ok    pre-shared key renewed by rosenpass" in run.stdout
+    assert nothing_left(name)
+
+
+# --- security, on a running topology ---------------------------------------------
+
+
+@dataclass
+class Running:
+    name: str
+    containers: dict[str, str]
+    output: str
+
+
+@pytest.fixture(scope="module")
+def running(env: Env) -> Iterator[Running]:
+    name = env.name()
+    up = env.cli(
+        "up", "--ip", "dual", "--userspace-wireguard", "--name", name, "--json", *build_args(env)
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        data = json.loads(up.stdout)
+        yield Running(name=name, containers=data["containers"], output=up.stdout + up.stderr)
+    finally:
+        down = env.cli("down", "--name", name)
+        assert down.returncode == 0, down.stderr
+        assert nothing_left(name), leftovers(name)
+
+
+def inspect(cid: str) -> dict[str, Any]:
+    data: list[dict[str, Any]] = json.loads(docker("inspect", cid).stdout)
+    return data[0]
+
+
+def secret_keys(running: Running) -> dict[str, dict[str, bytes]]:
+    """Each peer's secret keys, read by the peer itself."""
+    return {
+        role: {
+            f: docker_bytes("exec", cid, "cat", f"/keys/private/rosenpass/{f}")
+            for f in SECRET_FILES
+        }
+        for role, cid in running.containers.items()
+    }
+
+
+def test_a_second_up_with_the_same_name_is_refused(env: Env, running: Running) -> None:
+    again = env.cli("up", "--name", running.name, "--userspace-wireguard", *build_args(env))
+    assert again.returncode == 2
+    assert "exists already" in again.stderr
+
+
+def test_no_peer_can_read_the_other_peers_secret_keys(running: Running) -> None:
+    keys = secret_keys(running)
+    assert keys["server"]["wgsk"] != keys["client"]["wgsk"]
+    assert keys["server"]["pqsk"] != keys["client"]["pqsk"]
+    for role, cid in running.containers.items():
+        other = "client" if role == "server" else "server"
+        other_cid = running.containers[other]
+        own_private = next(
+            m["Name"] for m in inspect(cid)["Mounts"] if m["Destination"] == "/keys/private"
+        )
+        other_mounts = inspect(other_cid)["Mounts"]
+        assert own_private not in {m.get("Name") for m in other_mounts}
+        # The other side has only its own keys; its search for ours finds nothing.
+        wgsk = keys[role]["wgsk"].decode().strip()
+        found = docker("exec", other_cid, "grep", "-rlF", wgsk, "/keys", "/tmp", check=False)
+        assert found.returncode == 1, found.stdout
+        # It cannot change our public keys either (read-only for it).
+        touched = docker("exec", other_cid, "touch", f"/keys/public/{role}/x", check=False)
+        assert touched.returncode != 0 and "Read-only" in touched.stderr
+        modes = docker("exec", cid, "stat", "-c", "%a", "/keys/private", "/keys/private/rosenpass")
+        assert modes.stdout.split() == ["700", "700"]
+
+
+def test_containers_are_unprivileged_with_only_net_admin_added(running: Running) -> None:
+    for cid in running.containers.values():
+        host = inspect(cid)["HostConfig"]
+        assert host["Privileged"] is False
+        assert host["CapAdd"] == ["NET_ADMIN"]
+        assert "no-new-privileges:true" in host["SecurityOpt"]
+        assert [d["PathOnHost"] for d in host["Devices"] or []] == ["/dev/net/tun"]
+        status = docker("exec", cid, "grep", "CapEff", "/proc/1/status").stdout
+        caps = int(status.split()[1], 16)
+        assert caps == (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW), hex(caps)
+
+
+def test_key_material_appears_in_no_log(running: Running) -> None:
+    secrets: list[str] = []
+    for files in secret_keys(running).values():
+        secrets.append(files["wgsk"].decode().strip())
+        secrets.append(files["pqsk"].hex())
+        secrets.append(base64.b64encode(files["pqsk"]).decode())
+    texts = [running.output]
+    for cid in running.containers.values():
+        logs = docker("logs", cid)
+        texts.append(logs.stdout + logs.stderr)
+        health = inspect(cid)["State"]["Health"]["Log"]
+        texts.extend(entry["Output"] for entry in health)
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_keys_live_in_volumes_not_in_the_container_layer(running: Running) -> None:
+    for cid in running.containers.values():
+        changed = docker("diff", cid).stdout.split()
+        assert not [p for p in changed if Path(p).name in KEY_FILES], changed
+
+
+def test_no_key_file_in_any_image_layer(env: Env) -> None:
+    with tarfile.open(fileobj=io.BytesIO(docker_bytes("save", env.tag))) as saved:
+        layers = [m for m in saved.getmembers() if m.name.endswith("layer.tar")]
+        assert layers
+        for member in layers:
+            data = saved.extractfile(member)
+            assert data is not None
+            with tarfile.open(fileobj=io.BytesIO(data.read())) as layer:
+                names = layer.getnames()
+            assert not [n for n in names if Path(n).name in KEY_FILES], member.name
+            assert not [n for n in names if n.strip("./").startswith("keys/")], member.name
+    config = inspect(env.tag)["Config"]
+    assert not any("KEY" in item.split("=", 1)[0] for item in config.get("Env") or [])

@@ -1,0 +1,207 @@
+"""The two-peer topology's compose document, without Docker."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rpbuild import compose as cmp
+from rpbuild.errors import RpbuildError
+from tests.conftest import RunCli
+
+IMAGE = "rosenpass:with-wireguard"
+
+
+def doc(**kwargs: Any) -> dict[str, Any]:
+    return cmp.document(cmp.TopologySpec(image=IMAGE, **kwargs))
+
+
+@pytest.mark.parametrize("ip", cmp.IP_MODES)
+def test_services_are_unprivileged_and_only_add_net_admin(ip: str) -> None:
+    d = doc(ip=ip)
+    assert d["version"] == "2.4"
+    assert sorted(d["services"]) == ["client", "server"]
+    for service in d["services"].values():
+        assert "privileged" not in service
+        assert service["cap_add"] == ["NET_ADMIN"]
+        assert "NET_ADMIN" not in service["cap_drop"] and "NET_RAW" not in service["cap_drop"]
+        assert {"CHOWN", "DAC_OVERRIDE", "SETUID"} <= set(service["cap_drop"])
+        assert service["pull_policy"] == "never"
+        assert service["image"] == IMAGE
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert "network_mode" not in service and "pid" not in service
+
+
+def test_each_peer_alone_holds_its_private_volume_and_writes_only_its_public_one() -> None:
+    services = doc()["services"]
+    mounts = {role: services[role]["volumes"] for role in cmp.ROLES}
+    assert mounts["server"] == [
+        "server-private:/keys/private",
+        "server-public:/keys/public/server",
+        "client-public:/keys/public/client:ro",
+    ]
+    assert mounts["client"] == [
+        "client-private:/keys/private",
+        "client-public:/keys/public/client",
+        "server-public:/keys/public/server:ro",
+    ]
+    for role in cmp.ROLES:
+        other = "client" if role == "server" else "server"
+        assert not any(m.startswith(f"{other}-private") for m in mounts[role])
+    assert sorted(doc()["volumes"]) == [
+        "client-private",
+        "client-public",
+        "server-private",
+        "server-public",
+    ]
+
+
+def test_ipv4_only_has_no_ipv6_network_and_no_sysctls() -> None:
+    d = doc(ip="4")
+    net = d["networks"]["transit"]
+    assert "enable_ipv6" not in net
+    assert net["ipam"]["config"] == [{"subnet": cmp.DEFAULT_SUBNET4}]
+    for service in d["services"].values():
+        assert "sysctls" not in service
+        assert "ipv6_address" not in service["networks"]["transit"]
+    env = d["services"]["client"]["environment"]
+    assert env["SERVER_PUBLIC_IP"] == "172.31.240.10"
+    assert env["SERVER_VPN_IP"] == "10.213.0.1/24"
+    assert env["CLIENT_VPN_IP"] == "10.213.0.2/24"
+
+
+@pytest.mark.parametrize("ip", ["6", "dual"])
+def test_ipv6_uses_a_ula_subnet_and_only_the_one_sysctl(ip: str) -> None:
+    d = doc(ip=ip)
+    net = d["networks"]["transit"]
+    assert net["enable_ipv6"] is True
+    subnets = [ipaddress.ip_network(c["subnet"]) for c in net["ipam"]["config"]]
+    v6 = [s for s in subnets if s.version == 6]
+    assert v6 and all(s.subnet_of(cmp.ULA) for s in v6)
+    for service in d["services"].values():
+        assert service["sysctls"] == {"net.ipv6.conf.all.disable_ipv6": "0"}
+    env = d["services"]["server"]["environment"]
+    assert env["SERVER_PUBLIC_IP"] == "fd00:7270::a"
+    for key in ("SERVER_VPN_IP", "CLIENT_VPN_IP"):
+        for item in env[key].split(","):
+            addr = ipaddress.ip_interface(item)
+            assert not addr.ip.is_link_local
+            if addr.version == 6:
+                assert addr.ip in cmp.ULA
+    families = {ipaddress.ip_interface(i).version for i in env["SERVER_VPN_IP"].split(",")}
+    assert families == ({4, 6} if ip == "dual" else {6})
+
+
+def test_tun_device_only_for_userspace_wireguard() -> None:
+    assert all("devices" not in s for s in doc()["services"].values())
+    for service in doc(userspace_wireguard=True)["services"].values():
+        assert service["devices"] == ["/dev/net/tun:/dev/net/tun"]
+
+
+def test_healthchecks_run_the_entrypoint_without_a_shell_and_order_the_start() -> None:
+    services = doc()["services"]
+    for service in services.values():
+        check = service["healthcheck"]
+        assert check["test"] == ["CMD", "/bin/rpbuild-entrypoint", "healthcheck"]
+        assert check["interval"] == "1s" and check["start_period"]
+    assert services["client"]["depends_on"] == {"server": {"condition": "service_healthy"}}
+    assert "depends_on" not in services["server"]
+
+
+def test_environment_is_what_the_entrypoint_reads() -> None:
+    services = doc()["services"]
+    assert services["server"]["environment"]["MODE"] == "server"
+    assert services["client"]["environment"]["MODE"] == "client"
+    for service in services.values():
+        env = service["environment"]
+        assert all(isinstance(v, str) for v in env.values())
+        assert env["SERVER_PUBKEY_DIR"] == "/keys/public/server"
+        assert env["CLIENT_PUBKEY_DIR"] == "/keys/public/client"
+        assert env["PRIVATE_KEY_DIR"] == "/keys/private"
+        assert env["SERVER_PORT"] == "9999"
+
+
+def test_dump_is_json_and_round_trips_through_load() -> None:
+    d = doc(ip="dual")
+    text = cmp.dump(d)
+    assert json.loads(text) == d
+    loaded = cmp.load(text, "x.json")
+    p = cmp.plan_of(loaded, "x.json")
+    assert p.ip == "dual"
+    assert p.tunnel == cmp.plan(cmp.TopologySpec(image=IMAGE)).tunnel
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"ip": "5"}, "--ip: '5'"),
+        ({"subnet4": "8.8.8.0/24"}, "not a private network"),
+        ({"subnet4": "172.31.240.0/30"}, "too small"),
+        ({"subnet4": "172.31.240.1/24"}, "not an IPv4 network"),
+        ({"subnet6": "fe80::/64"}, "not a unique local"),
+        ({"subnet6": "2001:db8::/64"}, "not a unique local"),
+        ({"tunnel6": "fd00:7270::/48"}, "overlaps --subnet6"),
+        ({"tunnel4": "172.31.240.0/25"}, "overlaps --subnet4"),
+        ({"server_port": 65535}, "1 to 65534"),
+    ],
+)
+def test_bad_specs_name_the_option(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RpbuildError, match=message):
+        cmp.plan(cmp.TopologySpec(image=IMAGE, **kwargs))
+
+
+def test_load_rejects_what_is_not_ours() -> None:
+    with pytest.raises(RpbuildError, match="JSON"):
+        cmp.load("services:\n  server: {}\n", "c.yml")
+    with pytest.raises(RpbuildError, match="no 'client' service"):
+        cmp.load('{"services": {"server": {}}}', "c.json")
+
+
+def test_free_subnets_skip_used_ones() -> None:
+    assert cmp.free_subnets([]) == (cmp.DEFAULT_SUBNET4, cmp.DEFAULT_SUBNET6)
+    assert cmp.free_subnets(["172.31.240.0/24", "fd00:7270:0:1::/64", "bogus"]) == (
+        "172.31.242.0/24",
+        "fd00:7270:0:2::/64",
+    )
+    with pytest.raises(RpbuildError, match="no free subnet"):
+        cmp.free_subnets(["172.31.0.0/16"])
+
+
+def test_missing_tools() -> None:
+    assert cmp.missing_tools(["rosenpass", "wireguard-tools", "iputils"]) == []
+    assert cmp.missing_tools(["rosenpass"]) == ["wg", "ping"]
+
+
+@given(i=st.integers(0, 15), prefix4=st.integers(16, 28), prefix6=st.integers(48, 120))
+def test_addresses_lie_in_their_subnets_and_differ(i: int, prefix4: int, prefix6: int) -> None:
+    net4 = ipaddress.IPv4Network(f"172.31.{240 + i}.0/{prefix4}", strict=False)
+    net6 = ipaddress.IPv6Network(f"fd00:7270:0:{i:x}::/{prefix6}", strict=False)
+    spec = cmp.TopologySpec(image=IMAGE, subnet4=str(net4), subnet6=str(net6), tunnel6="fd01::/64")
+    p = cmp.plan(spec)
+    bridge = [ipaddress.ip_address(a) for r in cmp.ROLES for a in p.bridge[r].values()]
+    assert len(set(bridge)) == len(bridge)
+    assert all(a in (net4 if a.version == 4 else net6) for a in bridge)
+    assert ipaddress.ip_address(p.server_public_ip) == ipaddress.ip_address(p.bridge["server"]["6"])
+
+
+def test_cli_writes_the_document_and_refuses_profiles_without_wg_and_ping(
+    rpbuild: RunCli, project: Path
+) -> None:
+    out = rpbuild("compose", "--ip", "6", cwd=project)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d == cmp.document(cmp.TopologySpec(image="rosenpass:with-wireguard", ip="6"))
+    minimal = rpbuild("compose", "--profile", "minimal", cwd=project)
+    assert minimal.returncode == 2
+    assert "profile minimal has no wg and no ping" in minimal.stderr
+    bad = rpbuild("compose", "--subnet6", "fe80::/64", cwd=project)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "rpbuild: error: --subnet6: fe80::/64 is not a unique local (fd00::/8) network"
+    ]
