@@ -349,8 +349,18 @@
       # Look an attribute path (a list of names, from JSON) up in a package set.
       lookup = system: profileName: pkg:
         let
+          attr = builtins.concatStringsSep "." pkg.attrPath;
+          isPackage = v: builtins.isAttrs v && (v.type or null) == "derivation";
           walk = set: path:
-            if path == [ ] then set
+            if path == [ ] then
+              (if isPackage set then set else fail {
+                kind = "not-a-package";
+                profile = profileName;
+                package = pkg.name;
+                source = pkg.source;
+                inherit attr;
+                message = pkg.source + " attribute '" + attr + "' is not a package";
+              })
             else
               let key = builtins.head path; in
               if builtins.isAttrs set && builtins.hasAttr key set
@@ -360,7 +370,7 @@
                 profile = profileName;
                 package = pkg.name;
                 source = pkg.source;
-                attr = builtins.concatStringsSep "." pkg.attrPath;
+                inherit attr;
               };
         in
         walk (builtins.getAttr pkg.source (sourcesFor system)) pkg.attrPath;
@@ -380,9 +390,14 @@
           entrypoint = pkgs.writeScriptBin "rpbuild-entrypoint"
             ("#!" + pkgs.runtimeShell + "\n" + spec.entrypoint);
           fingerprint = ((build.fingerprints or { }).${system} or { }).${name} or null;
+          # The profile's labels may replace the descriptive OCI ones (title,
+          # description, source), never what rpbuild records about the build.
           labels = {
             "org.opencontainers.image.title" = profile.image.name;
             "org.opencontainers.image.description" = profile.description;
+          }
+          // profile.image.labels
+          // {
             "org.opencontainers.image.version" = rosenpassVersion;
             "org.opencontainers.image.revision" = inputRev rosenpass;
             "org.opencontainers.image.created" = profile.image.created;
@@ -393,7 +408,6 @@
             "dev.rpbuild.nixpkgs.narHash" = nixpkgs.narHash or "unknown";
             "dev.rpbuild.template-version" = toString spec.templateVersion;
           }
-          // profile.image.labels
           // (if fingerprint == null then { } else { "dev.rpbuild.fingerprint" = fingerprint; });
           config = {
             Entrypoint = profile.image.entrypoint;

@@ -7,10 +7,10 @@ wrappers.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from rpbuild import TEMPLATE_VERSION, __version__, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, ProfileError, ProjectError
 from rpbuild.fsutil import atomic_write
-from rpbuild.profiles import Profile, display_path, load_profiles, select
+from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
@@ -40,7 +40,7 @@ BUILD_INFO = "rpbuild-build.json"
 Notify = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
     pass
 
 
@@ -96,7 +96,7 @@ class Prepared:
     def fingerprint(self, profile: Profile, system: str, options: nix.NixOptions) -> str:
         return fingerprint(
             lock_bytes=self.lock_bytes,
-            profile_spec=profile.spec(),
+            profile_spec=profile.definition(),
             system=system,
             templates=self.templates,
             follows=self.project.settings.rosenpass_follows_nixpkgs,
@@ -125,7 +125,7 @@ def _render_inputs(project: Project, profiles: Mapping[str, Profile]) -> dict[st
     return parts
 
 
-def prepare(project: Project, notify: Notify = _quiet) -> Prepared:
+def prepare(project: Project, notify: Notify = quiet) -> Prepared:
     """Load profiles, re-render flake.nix when stale, and read the lock."""
     profiles = load_profiles(project.profiles_dir)
     lock_path = project.require_lock()
@@ -162,13 +162,20 @@ def stage(prepared: Prepared, fingerprints: Mapping[str, Mapping[str, str]]) -> 
     atomic_write(stage_dir / "flake.lock", prepared.lock_bytes)
     info = {"fingerprints": {s: dict(sorted(p.items())) for s, p in sorted(fingerprints.items())}}
     atomic_write(stage_dir / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    for stray in ("result",):
-        if (stage_dir / stray).is_symlink():
-            (stage_dir / stray).unlink()
     return f"path:{stage_dir.resolve()}"
 
 
-def _now() -> str:
+@contextlib.contextmanager
+def locked(project: Project, notify: Notify = quiet) -> Iterator[None]:
+    """One rpbuild at a time in a project (they share the staged flake and the state)."""
+    with project_lock(
+        project.state_dir / "lock",
+        on_wait=lambda: notify("another rpbuild is running in this project; waiting for it"),
+    ):
+        yield
+
+
+def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -177,23 +184,18 @@ def build_image(
     profile_name: str,
     options: BuildOptions,
     *,
-    notify: Notify = _quiet,
+    notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> ImageResult:
     """Build one profile's image and load it, unless the engine already holds it."""
     started = time.monotonic()
     check_system(project, options.system)
-    with project_lock(
-        project.state_dir / "lock",
-        on_wait=lambda: notify("another rpbuild is running in this project; waiting for it"),
-    ):
+    with locked(project, notify):
         prepared = prepare(project, notify)
         profile = select(prepared.profiles, profile_name)
         fp = prepared.fingerprint(profile, options.system, options.nix)
         engine = engines.detect(options.engine)
-        reference = options.tag or profile.image.reference
-        if ":" not in reference.rsplit("/", 1)[-1]:
-            reference = f"{reference}:{profile.image.tag}"
+        reference = image_reference(options.tag or profile.image.reference, profile.image.tag)
         state_path = project.state_dir / "state.json"
         state, warning = load_state(state_path)
         if warning:
@@ -231,8 +233,7 @@ def build_image(
         except nix.ProfileEvalError as exc:
             raise profile_error(prepared.profiles, exc) from None
         out_path = results[0].outputs["out"]
-        _load(engine, Path(out_path), profile.image.reference, notify)
-        engines.tag(engine, profile.image.reference, reference)
+        _load_as(engine, Path(out_path), profile.image.reference, reference, notify)
         info = engines.inspect(engine, reference)
         if info is None:
             raise EngineError(f"{engine.name} did not keep the loaded image {reference}")
@@ -250,22 +251,43 @@ def build_image(
             image_id=info.id,
             out_path=out_path,
             size=info.size,
-            built_at=_now(),
+            built_at=now_utc(),
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
 
 
-def _load(engine: engines.Engine, out: Path, expected: str, notify: Notify) -> None:
-    """streamLayeredImage gives a script that writes the image; buildLayeredImage an archive."""
-    notify(f"loading {expected} into {engine.name}")
-    if out.is_file() and _is_executable_script(out):
+def _load_as(
+    engine: engines.Engine, out: Path, built_as: str, reference: str, notify: Notify
+) -> None:
+    """Load the image and name it `reference`, leaving other names as they were.
+
+    The stream always loads under the name:tag nix gave it; with --tag that name
+    is put back on the image it named before (or removed), so one profile built
+    under two references does not clobber the other.
+    """
+    before = engines.inspect(engine, built_as) if reference != built_as else None
+    notify(f"loading {reference} into {engine.name}")
+    if is_stream_script(out):
         engines.load_stream(engine, [str(out)])
     else:
         engines.load_archive(engine, out)
+    if reference == built_as:
+        return
+    loaded = engines.inspect(engine, built_as)
+    if loaded is None:
+        raise EngineError(f"{engine.name} did not keep the loaded image {built_as}")
+    engines.tag(engine, loaded.id, reference)
+    if before is None:
+        engines.untag(engine, built_as)
+    elif before.id != loaded.id:
+        engines.tag(engine, before.id, built_as)
 
 
-def _is_executable_script(path: Path) -> bool:
+def is_stream_script(path: Path) -> bool:
+    """streamLayeredImage gives a script that writes the image; buildLayeredImage an archive."""
+    if not path.is_file():
+        return False
     with path.open("rb") as fh:
         return fh.read(2) == b"#!"
 
@@ -279,7 +301,3 @@ def profile_error(profiles: Mapping[str, Profile], exc: nix.ProfileEvalError) ->
     origin = next((p.origin for p in profile.packages if p.name == exc.package), profile.name)
     declared = profiles.get(origin, profile)
     return ProfileError(f"{display_path(declared.path)}: {exc.message}")
-
-
-def clear_stage(project: Project) -> None:
-    shutil.rmtree(project.state_dir / "flake", ignore_errors=True)

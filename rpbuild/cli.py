@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -784,16 +785,50 @@ def image(
         views.image_result(sys.stdout, result)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP stop rpbuild like Ctrl-C: children stopped, teardown run."""
+    raise KeyboardInterrupt
+
+
+def _usage_error(exc: Exception) -> str | None:
+    """click's usage errors (vendored by newer typer) as one line, or None."""
+    if not hasattr(exc, "format_message") or not hasattr(exc, "exit_code"):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    where = getattr(ctx, "command_path", None) or "rpbuild"
+    return f"{exc.format_message()} (see `{where} --help`)"
+
+
 def main() -> None:
     """Entry point: run the app and turn domain errors into exit codes."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
-        app(args=join_pairs(sys.argv[1:]), prog_name="rpbuild")
+        code = app(args=join_pairs(sys.argv[1:]), prog_name="rpbuild", standalone_mode=False)
     except RpbuildError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("rpbuild: interrupted; nothing was changed\n")
         sys.exit(130)
+    except OSError as exc:
+        # A file the user named or that rpbuild needs cannot be read or written.
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"rpbuild: error: {where}{exc.strerror or exc}\n")
+        sys.exit(2)
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rpbuild`: the help
+            sys.stdout.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
+            sys.exit(0)
+        message = _usage_error(exc)
+        if message is None:
+            if type(exc).__name__ == "Abort":
+                sys.stderr.write("rpbuild: interrupted; nothing was changed\n")
+                sys.exit(130)
+            raise
+        sys.stderr.write(f"rpbuild: error: {message}\n")
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _report(exc: RpbuildError) -> None:

@@ -160,7 +160,7 @@ def inspect(engine: Engine, reference: str) -> ImageInfo | None:
     item = data[0]
     config = item.get("Config") or {}
     return ImageInfo(
-        id=str(item.get("Id", "")),
+        id=normalise_id(str(item.get("Id", ""))),
         tags=tuple(item.get("RepoTags") or ()),
         labels=dict(config.get("Labels") or item.get("Labels") or {}),
         size=int(item.get("Size", 0)),
@@ -169,35 +169,18 @@ def inspect(engine: Engine, reference: str) -> ImageInfo | None:
     )
 
 
+def normalise_id(image_id: str) -> str:
+    """Docker says sha256:HEX, Podman plain HEX: one form for comparisons and reports."""
+    return image_id if image_id.startswith("sha256:") or not image_id else f"sha256:{image_id}"
+
+
+def untag(engine: Engine, reference: str) -> None:
+    """Remove one name from an image (the image stays while it has other names)."""
+    _call(engine, "image", "rm", reference, what=f"{engine.name} image rm")
+
+
 def tag(engine: Engine, source: str, target: str) -> None:
     if source != target:
         process.run(
             engine.argv("tag", source, target), what=f"{engine.name} tag", error=EngineError
         )
-
-
-def remove(engine: Engine, reference: str) -> None:
-    process.run(
-        engine.argv("image", "rm", "--force", reference),
-        what=f"{engine.name} image rm",
-        error=EngineError,
-        check=False,
-    )
-
-
-def run(
-    engine: Engine, reference: str, command: list[str], *, extra: list[str] | None = None
-) -> str:
-    """Run a command in a fresh container of the image; returns its stdout."""
-    result = _call(
-        engine,
-        "run",
-        "--rm",
-        "--pull",
-        "never",
-        *(extra or []),
-        reference,
-        *command,
-        what=f"{engine.name} run {reference}",
-    )
-    return result.stdout

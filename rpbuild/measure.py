@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import nix
-from rpbuild.build import BuildOptions, Notify, check_system, prepare, profile_error, stage
+from rpbuild.build import (
+    BuildOptions,
+    Notify,
+    check_system,
+    locked,
+    prepare,
+    profile_error,
+    stage,
+)
 from rpbuild.errors import RpbuildError
 from rpbuild.profiles import Profile, select
 from rpbuild.project import Project
@@ -18,7 +26,6 @@ from rpbuild.state import (
     hash_parts,
     load_state,
     override_identity,
-    project_lock,
     read_cache,
     write_cache,
 )
@@ -57,16 +64,20 @@ def size_report(
     on_log: Callable[[str], None] | None = None,
 ) -> SizeReport:
     check_system(project, options.system)
-    with project_lock(
-        project.state_dir / "lock", on_wait=lambda: notify("waiting for another rpbuild")
-    ):
+    with locked(project, notify):
         prepared = prepare(project, notify)
         profiles = prepared.profiles
         selected = list(names) or list(profiles)
         for name in selected:
             select(profiles, name)
         measured = _with_ancestors(profiles, selected)
-        flake_ref = stage(prepared, {})
+        # Staged with their fingerprints, the images built here are the very derivations
+        # `rpbuild image` and `rpbuild release` build: nothing is built twice.
+        fingerprints = {
+            name: prepared.fingerprint(profiles[name], options.system, options.nix)
+            for name in measured
+        }
+        flake_ref = stage(prepared, {options.system: fingerprints})
         # Which store paths a profile is made of depends only on the lock, the rendered
         # flake, the system and the overrides; evaluating nixpkgs costs seconds, so the
         # answer is kept until one of those changes.
@@ -112,9 +123,12 @@ def size_report(
         roots = sorted({path for name in measured for path in contents[name].values()})
         infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
 
+        # The loaded image's size, only from a load of exactly this definition.
         state, _ = load_state(project.state_dir / "state.json")
         image_sizes = {
-            rec.profile: rec.size for rec in state.images.values() if rec.system == options.system
+            rec.profile: rec.size
+            for rec in state.images.values()
+            if rec.system == options.system and rec.fingerprint == fingerprints.get(rec.profile)
         }
         inputs = [
             ProfileInput(
@@ -122,7 +136,7 @@ def size_report(
                 packages=list(contents[name].items()),
                 extends=profiles[name].extends,
                 budget=profiles[name].budget,
-                archive_size=image_sizes.get(name),
+                image_size=image_sizes.get(name),
             )
             for name in measured
         ]

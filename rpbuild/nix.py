@@ -32,7 +32,8 @@ from packaging.version import InvalidVersion, Version
 
 from rpbuild import process
 from rpbuild.errors import NixError, ToolMissing
-from rpbuild.progress import BuildProgress, decode_stderr, store_name
+from rpbuild.progress import BuildProgress, decode_stderr
+from rpbuild.units import store_name
 
 STORE_DIR = "/nix/store"
 TAIL_LINES = 25

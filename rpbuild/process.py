@@ -90,11 +90,8 @@ def run(
     what: str | None = None,
     error: type[CommandError] = CommandError,
     check: bool = True,
-    input_bytes: bytes | None = None,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
     on_stderr_line: Callable[[str], None] | None = None,
-    stdin: IO[bytes] | int | None = None,
     hint: str | None = None,
     timeout: float | None = None,
 ) -> Result:
@@ -111,11 +108,10 @@ def run(
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE if input_bytes is not None else (stdin or subprocess.DEVNULL),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
-            cwd=cwd,
             start_new_session=True,
         )
     except FileNotFoundError as exc:
@@ -131,13 +127,6 @@ def run(
     for t in readers:
         t.start()
     try:
-        if input_bytes is not None:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(input_bytes)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
         code = proc.wait(timeout=timeout)
         for t in readers:
             t.join()
@@ -167,7 +156,6 @@ def pipe(
     *,
     what: str,
     error: type[CommandError] = CommandError,
-    producer_error: type[CommandError] | None = None,
     hint: str | None = None,
 ) -> Result:
     """Run `producer | consumer` without a shell and without a copy on disk.
@@ -218,8 +206,10 @@ def pipe(
     except KeyboardInterrupt:
         _stop([prod, cons])
         raise Interrupted(f"interrupted: stopped {what}") from None
-    if pcode != 0:
-        raise _fail(producer_error or error, what, producer, pcode, "".join(prod_err), hint)
+    # The consumer first: when it fails, the producer usually dies of a broken pipe,
+    # and the consumer's reason is the one worth reporting.
     if ccode != 0:
         raise _fail(error, what, consumer, ccode, "".join(err), hint)
+    if pcode != 0:
+        raise _fail(error, what, producer, pcode, "".join(prod_err), hint)
     return Result(argv=consumer, returncode=ccode, stdout="".join(out), stderr="".join(err))

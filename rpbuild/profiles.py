@@ -120,8 +120,18 @@ class Profile:
             ],
         }
 
+    def definition(self) -> dict[str, Any]:
+        """What defines the image: the spec without the packages' documentation."""
+        spec = self.spec()
+        spec["name"] = self.name
+        spec["packages"] = [
+            {k: v for k, v in pkg.items() if k in ("name", "source", "attrPath")}
+            for pkg in spec["packages"]
+        ]
+        return spec
+
     def as_dict(self) -> dict[str, Any]:
-        """Everything about the resolved profile, for `--json` and fingerprints."""
+        """Everything about the resolved profile, for `--json`."""
         return {
             "name": self.name,
             "file": str(self.path),
@@ -402,6 +412,31 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
     for name in sorted(raws):
         _resolve(name, raws, cache, [])
     return {name: cache[name] for name in sorted(cache)}
+
+
+_REGISTRY_RE = re.compile(
+    r"^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?$|^[A-Za-z0-9.-]+:[0-9]{1,5}$"
+)
+
+
+def image_reference(value: str, default_tag: str) -> str:
+    """Check an image reference given on the command line; add the tag when it has none.
+
+    Checked before anything runs, so that a bad --tag cannot fail after a long build.
+    """
+    name, tag = value, default_tag
+    last = value.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = value.rsplit(":", 1)
+    parts = name.split("/")
+    has_registry = len(parts) > 1 and _REGISTRY_RE.match(parts[0])
+    path = "/".join(parts[1:]) if has_registry else name
+    if not IMAGE_NAME_RE.match(path) or not TAG_RE.match(tag):
+        raise ProfileError(
+            f"invalid image reference {value!r} (lower-case NAME[:TAG], "
+            "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
+        )
+    return f"{name}:{tag}"
 
 
 def select(profiles: Mapping[str, Profile], name: str) -> Profile:

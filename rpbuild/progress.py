@@ -22,6 +22,8 @@ from enum import IntEnum
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from rpbuild.units import human, store_name
+
 if TYPE_CHECKING:  # rich is imported only by the views that draw (startup time)
     from rich.console import Console, RenderableType
 
@@ -29,7 +31,6 @@ TAIL_LINES = 25
 JSON_PREFIX = "@nix "
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-_STORE_NAME = re.compile(r"^/nix/store/[0-9a-z]{32}-(?P<name>.+?)(?:\.drv)?(?:\^.*)?$")
 
 
 class ActivityType(IntEnum):
@@ -79,12 +80,6 @@ class Verbosity(IntEnum):
 def strip_ansi(text: str) -> str:
     """nix colours its messages even in JSON; users and tests want plain text."""
     return _ANSI.sub("", text)
-
-
-def store_name(path: str) -> str:
-    """`/nix/store/<hash>-rosenpass-0.2.1.drv` -> `rosenpass-0.2.1`: what users recognise."""
-    m = _STORE_NAME.match(path)
-    return m.group("name") if m else path
 
 
 @dataclass
@@ -401,15 +396,6 @@ class PlainView(_BaseView):
         self.stream.flush()
 
 
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns
-
-
 def render_progress(progress: BuildProgress, *, max_rows: int = 6) -> RenderableType:
     """A compact picture of the state: one spinner row per running build, then counters."""
     from rich.console import Group
@@ -439,8 +425,7 @@ def render_progress(progress: BuildProgress, *, max_rows: int = 6) -> Renderable
         parts.append(f"fetched {progress.paths_done}/{progress.paths_expected} paths")
     if progress.download_expected or progress.download_done:
         parts.append(
-            f"downloaded {_human_bytes(progress.download_done)}"
-            f"/{_human_bytes(progress.download_expected)}"
+            f"downloaded {human(progress.download_done)}/{human(progress.download_expected)}"
         )
     status = Text.from_markup(", ".join(parts), style="dim")
     if not builds and not progress.substituting:

@@ -1,7 +1,7 @@
 """Where a project's profiles, templates, lock and state live.
 
-A project directory is one with `profiles/` and `flake.lock`, found from the
-current directory upwards or given with --project. Outside a project rpbuild
+A project directory is one with `profiles/*.toml` (it must then have a flake.lock),
+found from the current directory upwards or given with --project. Outside a project rpbuild
 uses the profiles, templates and lock shipped inside the package, and keeps its
 generated files under the user's state directory.
 """
@@ -56,7 +56,10 @@ class Project:
 
 
 def _is_project(path: Path) -> bool:
-    return (path / "profiles").is_dir() and (path / "flake.lock").is_file()
+    """A directory with profiles of its own; a missing flake.lock is then an error, not
+    a reason to fall back silently to the built-in profiles."""
+    profiles = path / "profiles"
+    return profiles.is_dir() and any(profiles.glob("*.toml"))
 
 
 def _load_settings(root: Path) -> Settings:
@@ -67,6 +70,8 @@ def _load_settings(root: Path) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProjectError(f"{path}: not UTF-8 text") from None
     for key in data:
         if key not in _SETTINGS_KEYS:
             raise ProjectError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,9 @@ def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
     if project.builtin:
         sources = ["rpbuild's built-in profiles: " + ", ".join(sorted(profiles))]
     else:
-        sources = [str(p.path.resolve().relative_to(project.root)) for p in profiles.values()] + [
-            f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}"
-        ]
+        # relpath, not resolve(): a symlinked profiles/ may point outside the project.
+        sources = [os.path.relpath(p.path, project.root) for p in profiles.values()]
+        sources.append(f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}")
     try:
         template = _environment(project.templates_dir).get_template(FLAKE_TEMPLATE)
         text = template.render(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rpbuild.errors import RpbuildError
 from rpbuild.nix import PathInfo
+from rpbuild.units import human, store_name
 
 if TYPE_CHECKING:  # rich is imported by the terminal renderers only (startup time)
     from rich.console import Console
@@ -68,30 +69,6 @@ class SizesFileError(SizesError):
 # Human-readable sizes
 
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-
-
-def human(n: int) -> str:
-    """Format a byte count the way `nix path-info -Sh` rounds it, with readable unit names.
-
-    Nix 2.8.0 divides by 1024 while the value is *strictly greater* than 1024 and prints
-    `%.1f` plus a one-letter unit ("  94.0M", "1024.0K", " 112.0 "). We keep its numbers
-    (same float divisions, same round-half-even `.1f`) but print "94.0 MiB", "1024.0 KiB",
-    and plain bytes without a decimal ("112 B"), as newer nix versions do. Negative
-    numbers get a leading "-" so that deltas can share the function.
-    """
-    if n < 0:
-        return "-" + human(-n)
-    value = float(n)
-    power = 0
-    while value > 1024 and power < len(_UNITS) - 1:
-        value /= 1024
-        power += 1
-    if power == 0:
-        return f"{n} B"
-    return f"{value:.1f} {_UNITS[power]}"
-
-
 def signed_human(n: int) -> str:
     """Format a size delta with an explicit sign, so growth and shrinkage read at a glance."""
     if n > 0:
@@ -103,15 +80,7 @@ def signed_human(n: int) -> str:
 # Store path names
 
 
-_HASH_PREFIX = re.compile(r"[0-9a-z]{32}-")
 _VERSION_START = re.compile(r"-(?=[0-9])")
-
-
-def store_name(path: str) -> str:
-    """The name part of a store path (`/nix/store/<hash>-<name>`), whatever the store dir."""
-    base = path.rstrip("/").rsplit("/", 1)[-1]
-    match = _HASH_PREFIX.match(base)
-    return base[match.end() :] if match else base
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -139,7 +108,9 @@ class ProfileInput:
     packages: Sequence[tuple[str, str]]  # (package name, store path)
     extends: str | None = None
     budget: int | None = None  # bytes of closure
-    archive_size: int | None = None  # bytes of the image archive, when it was built
+    image_size: int | None = (
+        None  # bytes of the loaded image (docker image inspect .Size), when rpbuild loaded it
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +133,7 @@ class ProfileSize:
     name: str
     extends: str | None
     closure_size: int
-    archive_size: int | None
+    image_size: int | None
     budget: int | None
     packages: tuple[PackageSize, ...]
     parent_delta: int | None  # None when it extends nothing, or a profile not in the report
@@ -291,7 +262,7 @@ def _compute_profile(prof: ProfileInput, closures: _Closures) -> ProfileSize:
         name=prof.name,
         extends=prof.extends,
         closure_size=closures.size(reached_by),
-        archive_size=prof.archive_size,
+        image_size=prof.image_size,
         budget=prof.budget,
         packages=tuple(packages),
         parent_delta=None,
@@ -323,7 +294,7 @@ def to_json(report: SizeReport) -> dict[str, Any]:
                 "name": prof.name,
                 "extends": prof.extends,
                 "closure_size": prof.closure_size,
-                "archive_size": prof.archive_size,
+                "image_size": prof.image_size,
                 "budget": prof.budget,
                 "parent_delta": prof.parent_delta,
                 "added_packages": list(prof.added_packages),
@@ -407,7 +378,7 @@ def _profile_from_json(data: object, where: str) -> ProfileSize:
         name=name,
         extends=_opt_str(*get("extends")),
         closure_size=_size(*get("closure_size")),
-        archive_size=_opt_size(*get("archive_size")),
+        image_size=_opt_size(*get("image_size")),
         budget=_opt_size(*get("budget")),
         packages=packages,
         parent_delta=_opt_int(*get("parent_delta")),
@@ -594,8 +565,8 @@ class ProfileDiff:
     name: str
     closure_before: int | None
     closure_after: int | None
-    archive_before: int | None
-    archive_after: int | None
+    image_before: int | None
+    image_after: int | None
     packages: tuple[PackageChange, ...]  # changed packages only, largest closure delta first
 
     @property
@@ -635,8 +606,8 @@ def compare(old: SizeReport, new: SizeReport) -> ReportDiff:
                 name=prof.name,
                 closure_before=before.closure_size if before else None,
                 closure_after=prof.closure_size,
-                archive_before=before.archive_size if before else None,
-                archive_after=prof.archive_size,
+                image_before=before.image_size if before else None,
+                image_after=prof.image_size,
                 packages=_package_changes(before, prof) if before else (),
             )
         )
@@ -647,8 +618,8 @@ def compare(old: SizeReport, new: SizeReport) -> ReportDiff:
                     name=prof.name,
                     closure_before=prof.closure_size,
                     closure_after=None,
-                    archive_before=prof.archive_size,
-                    archive_after=None,
+                    image_before=prof.image_size,
+                    image_after=None,
                     packages=(),
                 )
             )
@@ -757,8 +728,8 @@ def render_markdown(report: SizeReport, diff: ReportDiff | None = None) -> str:
 
 def _md_summary(prof: ProfileSize) -> str:
     text = f"Closure **{human(prof.closure_size)}**"
-    if prof.archive_size is not None:
-        text += f", image archive {human(prof.archive_size)}"
+    if prof.image_size is not None:
+        text += f", loaded image {human(prof.image_size)}"
     over = prof.over_budget
     if prof.budget is not None and over is not None:
         state = f"**over by {human(over)}**" if over > 0 else f"{human(-over)} left"
@@ -881,8 +852,8 @@ def _terminal_summary(prof: ProfileSize) -> Text:
 
     text = Text("closure ")
     text.append(human(prof.closure_size), style="bold")
-    if prof.archive_size is not None:
-        text.append(f" · image archive {human(prof.archive_size)}")
+    if prof.image_size is not None:
+        text.append(f" · loaded image {human(prof.image_size)}")
     over = prof.over_budget
     if prof.budget is None or over is None:
         text.append(" · no budget", style="dim")

@@ -35,22 +35,26 @@ def _sha256(data: bytes) -> str:
 
 
 def local_tree_digest(root: Path) -> str:
-    """A cheap digest of a local flake used as an override (paths, sizes, mtimes).
+    """A digest of a local flake used as an override: names, modes and contents.
 
-    Cheap on purpose: it runs on the up-to-date path, which must not start nix.
-    Editing any file of the checkout changes it.
+    Contents, not times, so that the same checkout gives the same fingerprint (and so
+    the same image label) wherever it is; build products and VCS data are skipped.
     """
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         for name in sorted(filenames):
             p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
             try:
                 st = p.lstat()
+                if p.is_symlink():
+                    body = str(p.readlink()).encode()
+                else:
+                    body = hashlib.sha256(p.read_bytes()).digest()
             except OSError:
                 continue
-            rel = p.relative_to(root).as_posix()
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
+            h.update(f"{rel}\0{st.st_mode & 0o111}\0".encode() + body + b"\n")
     return h.hexdigest()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from rpbuild.profiles import Profile
+from rpbuild.units import human
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -119,18 +120,12 @@ def build_progress(stream: IO[str], *, quiet: bool, verbose: bool) -> BuildProgr
     return BuildProgress(stream, quiet=quiet, verbose=verbose)
 
 
-def human_bytes(n: int) -> str:
-    from rpbuild.sizes import human
-
-    return human(n)
-
-
 def image_result(stream: IO[str], result: ImageResult) -> None:
     """Plain aligned lines: readable, greppable, and no rich import on the hot path."""
     status = "up to date" if result.up_to_date else "built and loaded"
     rows = [
         ("image id", result.image_id),
-        ("size", human_bytes(result.size)),
+        ("size", human(result.size)),
         ("system", result.system),
         ("engine", result.engine),
         ("time", f"{result.seconds:.2f} s"),

@@ -106,7 +106,10 @@ def test_user_errors_are_one_line_and_write_nothing(rpbuild: RunCli, project: Pa
 
 def test_missing_lock_is_named(rpbuild: RunCli, project: Path) -> None:
     (project / "flake.lock").unlink()
-    # Without flake.lock the directory is not a project; --project names it anyway.
-    r = rpbuild("--project", str(project), "image", "--profile", "minimal")
-    assert r.returncode != 0
-    assert "flake.lock: missing flake.lock" in _one_line_error(r.stderr)
+    # Found from the current directory: it has profiles, so it is a project without a lock
+    # (not a reason to fall back to the built-in profiles).
+    for args, cwd in (([], project / "profiles"), (["--project", str(project)], project.parent)):
+        r = rpbuild(*args, "image", "--profile", "minimal", cwd=cwd)
+        assert r.returncode != 0
+        assert "flake.lock: missing flake.lock" in _one_line_error(r.stderr)
+        assert "rpbuild lock update" in r.stderr

@@ -198,3 +198,17 @@ def test_printable_ascii_round_trip_in_one_go(project: Path) -> None:
     config = nix.eval_json(f"{ref}#rpbuild.x86_64-linux.p.config", standin_nix_options())
     assert config["Env"] == [f"VALUE={value}"]
     assert config["Cmd"] == [value]
+
+
+def test_an_attribute_that_is_not_a_package_is_named(rpbuild: RunCli, project: Path) -> None:
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('attr = "gnugrep"', 'attr = "runtimeShell"'))
+    from tests.conftest import STANDIN_OVERRIDES
+
+    result = rpbuild("image", "--tag", "rpbuild-test/never:x", *STANDIN_OVERRIDES, cwd=project)
+    assert result.returncode != 0
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("rpbuild: error:")]
+    assert errors == [
+        "rpbuild: error: profiles/minimal.toml: profile 'minimal', package 'gnugrep': "
+        "nixpkgs attribute 'runtimeShell' is not a package"
+    ], result.stderr

@@ -204,8 +204,9 @@ def test_two_runs_at_once_wait_for_each_other(
     assert [rec["reference"] for rec in state["images"].values()] == [tag]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
-    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
+    sig: signal.Signals, rpbuild: RunCli, project: Path, tag: str, tmp_path: Path
 ) -> None:
     before = build(rpbuild, project, "--tag", tag)
     state_before = (project / ".rpbuild" / "state.json").read_bytes()
@@ -231,7 +232,7 @@ def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
         if "rpbuild-test-slow" in line or time.monotonic() > deadline:
             break
     assert any("rpbuild-test-slow" in line for line in seen), seen
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(seen) + rest
     assert "interrupted" in rest
@@ -351,3 +352,35 @@ def test_podman_loads_the_same_image(rpbuild: RunCli, project: Path) -> None:
         assert build(rpbuild, project, "--engine", "podman", "--tag", ref)["up_to_date"] is True
     finally:
         subprocess.run(["podman", "image", "rm", "--force", ref], capture_output=True)
+
+
+def test_tag_leaves_the_profiles_own_name_alone(rpbuild: RunCli, project: Path, tag: str) -> None:
+    own = f"rpbuild-test/{uuid.uuid4().hex[:10]}"
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('name = "rosenpass"', f'name = "{own}"', 1))
+    try:
+        first = build(rpbuild, project)
+        assert first["reference"] == f"{own}:minimal"
+        add_to_profile(project, "minimal", '[image.env]\nCHANGED = "1"\n')
+        tagged = build(rpbuild, project, "--tag", tag)
+        assert tagged["image_id"] != first["image_id"]
+        assert image_id(tag) == tagged["image_id"]
+        assert image_id(f"{own}:minimal") == first["image_id"], "--tag moved the default name"
+        docker("image", "rm", f"{own}:minimal")
+        build(rpbuild, project, "--tag", tag, "--force")
+        assert image_id(f"{own}:minimal") is None, "--tag left the default name behind"
+    finally:
+        docker("image", "rm", "--force", f"{own}:minimal", check=False)
+
+
+def test_a_bad_tag_is_refused_before_building(
+    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path]
+) -> None:
+    env, log = nix_shim
+    result = rpbuild("image", "--tag", "me/BAD:x", *STANDIN_OVERRIDES, cwd=project, env=env)
+    assert result.returncode == 2
+    assert _error_lines(result) == [
+        "rpbuild: error: invalid image reference 'me/BAD:x' (lower-case NAME[:TAG], "
+        "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
+    ]
+    assert nix_calls(log) == 0

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from rpbuild import progress as pg
+from rpbuild.units import store_name
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "nix"
 
@@ -129,11 +130,11 @@ def test_phase_and_remote_machine() -> None:
 
 
 def test_store_name_and_strip_ansi() -> None:
-    assert pg.store_name("/nix/store/5l45q0jagsfq3i7hzwj2cigw0jxl9rzb-rosenpass-0.2.1.drv") == (
+    assert store_name("/nix/store/5l45q0jagsfq3i7hzwj2cigw0jxl9rzb-rosenpass-0.2.1.drv") == (
         "rosenpass-0.2.1"
     )
-    assert pg.store_name("/nix/store/5l45q0jagsfq3i7hzwj2cigw0jxl9rzb-bash-5.2") == "bash-5.2"
-    assert pg.store_name("not a store path") == "not a store path"
+    assert store_name("/nix/store/5l45q0jagsfq3i7hzwj2cigw0jxl9rzb-bash-5.2") == "bash-5.2"
+    assert store_name("not a store path") == "not a store path"
     assert pg.strip_ansi("\x1b[35;1mx\x1b[0m") == "x"
 
 

@@ -258,7 +258,7 @@ def sample_report() -> SizeReport:
                 "minimal",
                 [("rosenpass", sp("rosenpass-0.2.1")), ("iproute2", sp("iproute2-6.5.0"))],
                 budget=40 * MiB,
-                archive_size=12 * MiB,
+                image_size=12 * MiB,
             ),
             ProfileInput(
                 "debug",
@@ -357,7 +357,7 @@ def profile(name: str, packages: Sequence[PackageSize], **kw: Any) -> ProfileSiz
     fields: dict[str, Any] = {
         "extends": None,
         "closure_size": sum(p.added_size for p in packages),
-        "archive_size": None,
+        "image_size": None,
         "budget": None,
         "parent_delta": None,
         "added_packages": (),
@@ -509,7 +509,7 @@ def test_markdown_tables() -> None:
     assert "| `rosenpass` | 0.2.1 | 3.0 MiB | 33.4 MiB | 3.4 MiB | 9.6 % |" in md
     assert "| `iproute2` | 6.5.0 | 2.0 MiB | 32.0 MiB | 2.0 MiB | 5.7 % |" in md
     assert "| *shared by several packages* | | | | 30.0 MiB | 84.8 % |" in md
-    assert "Closure **35.4 MiB**, image archive 12.0 MiB, budget 40.0 MiB (4.6 MiB left)." in md
+    assert "Closure **35.4 MiB**, loaded image 12.0 MiB, budget 40.0 MiB (4.6 MiB left)." in md
     assert "budget 40.0 MiB (**over by 3.4 MiB**). Extends `minimal`: +8.0 MiB; adds " in md
     assert "### Changes" not in md
     # Rows are sorted by added size, largest first.
@@ -539,7 +539,7 @@ def test_terminal_rendering() -> None:
     assert "█" * 24 in out
     rosenpass_line = next(line for line in out.splitlines() if "rosenpass" in line)
     assert rosenpass_line.endswith("│ ██▊                      │")  # 3.4 / 30.0 of 24 cells
-    assert "closure 35.4 MiB · image archive 12.0 MiB · budget 40.0 MiB: ok, 4.6 MiB left" in out
+    assert "closure 35.4 MiB · loaded image 12.0 MiB · budget 40.0 MiB: ok, 4.6 MiB left" in out
     assert "budget 40.0 MiB: OVER by 3.4 MiB · vs minimal: +8.0 MiB, adds coreutils-full" in out
     assert "total" in out
 
