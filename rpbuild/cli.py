@@ -58,11 +58,6 @@ class Context:
 
         return Console(highlight=False, soft_wrap=True)
 
-    def err_console(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True, highlight=False, soft_wrap=True)
-
 
 def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> Context:
     """The root options, merged with -q/-v given after the command name."""

@@ -40,7 +40,6 @@ TAIL_LINES = 25
 EXPERIMENTAL = "nix-command flakes"
 
 #: `nix --version` of the oldest behaviour each feature needs.
-V_PRINT_OUT_PATHS = Version("2.9")
 V_FLAKE_UPDATE_INPUTS = Version("2.19")
 V_PATH_INFO_JSON_FORMAT = Version("2.33")
 #: Lix forked from CppNix 2.18 and numbers itself 2.90+; it takes 2.18's flags.

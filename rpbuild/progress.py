@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -356,17 +357,7 @@ class _BaseView:
 
 
 class NullView(_BaseView):
-    """--quiet: keep the state (for error reports); print only what `message` is given."""
-
-    def __init__(self, console: Console | None = None) -> None:
-        super().__init__()
-        self.console = console
-
-    def message(self, text: str) -> None:
-        if self.console is not None:
-            from rich.text import Text
-
-            self.console.print(Text(text))
+    """--quiet: keep the state (for error reports), show nothing."""
 
 
 class PlainView(_BaseView):
@@ -485,10 +476,16 @@ class LiveView(_BaseView):
         self._live.stop()
 
 
-def make_view(console: Console, *, quiet: bool = False, verbose: bool = False) -> View:
-    """Pick the sink: nothing when quiet, a live table on a terminal, plain lines otherwise."""
+def make_view(stream: IO[str], *, quiet: bool = False, verbose: bool = False) -> View:
+    """Pick the sink: nothing when quiet, a live table on a terminal, plain lines otherwise.
+
+    rich is loaded only for the live view: plain and quiet output must not pay its
+    import time (the up-to-date path is measured in milliseconds).
+    """
     if quiet:
-        return NullView(console)
-    if console.is_terminal and not console.is_dumb_terminal:
-        return LiveView(console, verbose=verbose)
-    return PlainView(console.file, verbose=verbose)
+        return NullView()
+    if not stream.isatty() or os.environ.get("TERM") == "dumb":
+        return PlainView(stream, verbose=verbose)
+    from rich.console import Console
+
+    return LiveView(Console(file=stream, highlight=False, soft_wrap=True), verbose=verbose)

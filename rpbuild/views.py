@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -76,11 +75,7 @@ def profile_detail(console: Console, profile: Profile) -> None:
 
 
 class BuildProgress:
-    """Messages and nix's log for one command; the live view when stderr is a terminal.
-
-    rich is loaded only for the live view: plain and quiet output must not pay its
-    import time on the up-to-date path.
-    """
+    """Messages and nix's log for one command; quiet shows warnings only."""
 
     def __init__(self, stream: IO[str], *, quiet: bool, verbose: bool) -> None:
         self.stream = stream
@@ -91,15 +86,7 @@ class BuildProgress:
     def __enter__(self) -> BuildProgress:
         from rpbuild import progress
 
-        if self.quiet:
-            self._view = progress.NullView()
-        elif not self.stream.isatty() or os.environ.get("TERM") == "dumb":
-            self._view = progress.PlainView(self.stream, verbose=self.verbose)
-        else:
-            from rich.console import Console
-
-            console = Console(file=self.stream, highlight=False, soft_wrap=True)
-            self._view = progress.LiveView(console, verbose=self.verbose)
+        self._view = progress.make_view(self.stream, quiet=self.quiet, verbose=self.verbose)
         self._view.__enter__()
         return self
 

@@ -173,12 +173,15 @@ def test_null_view_is_silent_but_keeps_state(capsys: pytest.CaptureFixture[str])
     assert view.progress.builds_failed == 1
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_make_view_picks_the_sink() -> None:
-    plain = Console(file=io.StringIO(), force_terminal=False)
-    tty = Console(file=io.StringIO(), force_terminal=True)
-    assert isinstance(pg.make_view(tty, quiet=True), pg.NullView)
-    assert isinstance(pg.make_view(plain), pg.PlainView)
-    assert isinstance(pg.make_view(tty), pg.LiveView)
+    assert isinstance(pg.make_view(_Terminal(), quiet=True), pg.NullView)
+    assert isinstance(pg.make_view(io.StringIO()), pg.PlainView)
+    assert isinstance(pg.make_view(_Terminal()), pg.LiveView)
 
 
 def test_live_view_renders_and_stops() -> None:
@@ -246,13 +249,11 @@ def test_views_take_status_messages() -> None:
         plain.feed(lines("internal-json-build-ok.log")[0])
     assert out.getvalue() == "building minimal for x86_64-linux\n"
 
-    quiet_out = io.StringIO()
-    quiet = pg.make_view(Console(file=quiet_out, force_terminal=False), quiet=True)
+    quiet = pg.make_view(io.StringIO(), quiet=True)
     with quiet:
         for line in lines("internal-json-build-ok.log"):
             quiet.feed(line)
-        quiet.message("warning: kept for the user")  # the caller filters what reaches here
-    assert quiet_out.getvalue() == "warning: kept for the user\n"
+    assert quiet.progress.builds_done >= 1  # state kept for error reports, nothing shown
 
     tty_out = io.StringIO()
     live = pg.LiveView(Console(file=tty_out, force_terminal=True, width=100))
