@@ -54,6 +54,12 @@ def _contents(evaluated: Any, profile: str) -> dict[str, str]:
         raise RpbuildError(f"flake.nix has no contents for profile '{profile}'") from exc
 
 
+def _in_profile_order(profile: Profile, contents: dict[str, str]) -> list[tuple[str, str]]:
+    """nix gives the contents sorted by name; reports list them as the profile does."""
+    order = {pkg.name: i for i, pkg in enumerate(profile.packages)}
+    return sorted(contents.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
 def size_report(
     project: Project,
     names: Sequence[str],
@@ -133,7 +139,7 @@ def size_report(
         inputs = [
             ProfileInput(
                 name=name,
-                packages=list(contents[name].items()),
+                packages=_in_profile_order(profiles[name], contents[name]),
                 extends=profiles[name].extends,
                 budget=profiles[name].budget,
                 image_size=image_sizes.get(name),
