@@ -349,9 +349,6 @@ def topology_up(
     from rpbuild import topology
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
-    built = _topology_image(
-        c, profile, system, engine, tag, nix_options(override_input, builders, option)
-    )
     opts = _topology_options(
         ip=ip,
         userspace_wireguard=userspace_wireguard,
@@ -360,6 +357,10 @@ def topology_up(
         compose_file=compose,
         name=name,
         timeout=timeout,
+    )
+    topology.validate_options(opts)  # before a build that may take minutes
+    built = _topology_image(
+        c, profile, system, engine, tag, nix_options(override_input, builders, option)
     )
     topo = topology.up(
         c.project(),
@@ -420,9 +421,6 @@ def topology_test(
     from rpbuild import topology
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    built = _topology_image(
-        c, profile, system, engine, tag, nix_options(override_input, builders, option)
-    )
     opts = _topology_options(
         ip=ip,
         userspace_wireguard=userspace_wireguard,
@@ -432,6 +430,10 @@ def topology_test(
         name=name,
         timeout=timeout,
         real_rosenpass=real_rosenpass,
+    )
+    topology.validate_options(opts)  # before a build that may take minutes
+    built = _topology_image(
+        c, profile, system, engine, tag, nix_options(override_input, builders, option)
     )
     checks = topology.test(
         c.project(),

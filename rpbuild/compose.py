@@ -116,20 +116,46 @@ def _network6(value: str, what: str) -> ipaddress.IPv6Network:
     return net
 
 
+def check_ip(ip: str) -> str:
+    if ip not in IP_MODES:
+        raise RpbuildError(f"--ip: '{ip}' is not one of {', '.join(IP_MODES)}")
+    return ip
+
+
+def check_networks(
+    *,
+    subnet4: str | None,
+    subnet6: str | None,
+    tunnel4: str = DEFAULT_TUNNEL4,
+    tunnel6: str = DEFAULT_TUNNEL6,
+) -> tuple[ipaddress.IPv4Network | None, ipaddress.IPv6Network | None]:
+    """Check the bridge subnets given (None: chosen later) and the tunnel subnets.
+
+    Errors name the option as the user typed it (--subnet4, --subnet6); the tunnel
+    subnets have no flag and are called what they are.
+    """
+    bridge4 = _network4(subnet4, "--subnet4") if subnet4 is not None else None
+    bridge6 = _network6(subnet6, "--subnet6") if subnet6 is not None else None
+    net4 = _network4(tunnel4, "IPv4 tunnel subnet")
+    net6 = _network6(tunnel6, "IPv6 tunnel subnet")
+    if bridge4 is not None and bridge4.overlaps(net4):
+        raise RpbuildError(f"--subnet4 {bridge4} overlaps the IPv4 tunnel subnet {net4}")
+    if bridge6 is not None and bridge6.overlaps(net6):
+        raise RpbuildError(f"--subnet6 {bridge6} overlaps the IPv6 tunnel subnet {net6}")
+    return bridge4, bridge6
+
+
 def plan(spec: TopologySpec) -> Plan:
     """Check the spec and work out every address; errors name the option at fault."""
-    if spec.ip not in IP_MODES:
-        raise RpbuildError(f"--ip: '{spec.ip}' is not one of {', '.join(IP_MODES)}")
+    check_ip(spec.ip)
     if not 1 <= spec.server_port <= 65534:
         raise RpbuildError(f"server port {spec.server_port} is not from 1 to 65534")
-    bridge4 = _network4(spec.subnet4, "--subnet4")
-    bridge6 = _network6(spec.subnet6, "--subnet6")
-    tunnel4 = _network4(spec.tunnel4, "--tunnel4")
-    tunnel6 = _network6(spec.tunnel6, "--tunnel6")
-    if bridge4.overlaps(tunnel4):
-        raise RpbuildError(f"--tunnel4 {tunnel4} overlaps --subnet4 {bridge4}")
-    if bridge6.overlaps(tunnel6):
-        raise RpbuildError(f"--tunnel6 {tunnel6} overlaps --subnet6 {bridge6}")
+    bridge4, bridge6 = check_networks(
+        subnet4=spec.subnet4, subnet6=spec.subnet6, tunnel4=spec.tunnel4, tunnel6=spec.tunnel6
+    )
+    assert bridge4 is not None and bridge6 is not None
+    tunnel4 = ipaddress.IPv4Network(spec.tunnel4)
+    tunnel6 = ipaddress.IPv6Network(spec.tunnel6)
     six = spec.ip in ("6", "dual")
     four = spec.ip in ("4", "dual")
     bridge: dict[str, dict[str, str]] = {}

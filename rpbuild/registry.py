@@ -23,20 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import process
+from rpbuild.build import is_stream_script
 from rpbuild.errors import CommandError, RpbuildError, ToolMissing
+from rpbuild.profiles import IMAGE_NAME_RE, TAG_RE
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 _NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|no such", re.IGNORECASE)
+# A profile's image name (IMAGE_NAME_RE), optionally behind a registry host[:port].
 _REPO_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?" + IMAGE_NAME_RE.pattern.removeprefix("^")
 )
 _HINT = (
     "is the registry running, and are you logged in (`skopeo login`)? "
     "use --no-tls-verify for a plain-HTTP registry"
 )
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class RegistryError(CommandError):
@@ -60,7 +61,7 @@ def check_repository(repo: str) -> str:
 
 
 def check_tag(tag: str) -> str:
-    if not _TAG_RE.match(tag):
+    if not TAG_RE.match(tag):
         raise RpbuildError(
             f"'{tag}' is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"
         )
@@ -143,8 +144,7 @@ class ArchiveStreamError(CommandError):
 
 def _is_script(path: Path) -> bool:
     try:
-        with path.open("rb") as fh:
-            return path.is_file() and fh.read(2) == b"#!"
+        return path.is_file() and is_stream_script(path)
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read the build output: {exc.strerror}") from None
 
@@ -238,15 +238,6 @@ def raw_manifest(reference: str, *, tls_verify: bool = True) -> str:
         what=f"skopeo inspect {reference}",
     )
     return result.stdout
-
-
-def inspect(reference: str, *, tls_verify: bool = True, arch: str | None = None) -> Any:
-    """`skopeo inspect`: digest, labels, architecture (of arch's image in a list)."""
-    args = ["inspect", "--retry-times", "2", _tls("tls-verify", tls_verify)]
-    if arch is not None:
-        args += ["--override-arch", arch]
-    result = _skopeo([*args, f"docker://{reference}"], what=f"skopeo inspect {reference}")
-    return json.loads(result.stdout)
 
 
 def exists(reference: str, *, tls_verify: bool = True) -> bool:

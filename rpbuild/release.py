@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,13 @@ from rpbuild.build import (
     Notify,
     Prepared,
     check_system,
+    now_utc,
     prepare,
     profile_error,
+    quiet,
     stage,
 )
+from rpbuild.engine import normalise_id
 from rpbuild.errors import NixError, ProjectError, RpbuildError
 from rpbuild.profiles import load_profiles, select
 from rpbuild.project import Project
@@ -61,10 +64,6 @@ class NotReproducible(RpbuildError):
     """Building an image again gave a different image."""
 
     exit_code = 1
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 # -- tags -------------------------------------------------------------------------
@@ -266,9 +265,30 @@ def check_lock_unchanged(project: Project, before: bytes) -> None:
         )
 
 
-def _check_report_dir(report: Path | None) -> None:
-    if report is not None and (report.exists() or report.is_symlink()):
+def check_report_dir(report: Path | None) -> None:
+    """Before anything is built: the report directory must be new, and creatable.
+
+    Nothing is created here; write_report makes the missing parents at the end.
+    """
+    if report is None:
+        return
+    if report.exists() or report.is_symlink():
         raise ReleaseRefused(f"{report}: already exists; a release report is never overwritten")
+    ancestor = report.parent
+    while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RpbuildError(f"--report {report}: {ancestor} is not a directory")
+    if ancestor == report.parent:
+        # The parent exists: prove the report can be made in it, leaving nothing behind.
+        try:
+            Path(tempfile.mkdtemp(prefix=f"{report.name}.tmp-", dir=ancestor)).rmdir()
+        except OSError as exc:
+            raise RpbuildError(
+                f"--report {report}: cannot write in {ancestor}: {exc.strerror}"
+            ) from None
+    elif not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RpbuildError(f"--report {report}: cannot create directories in {ancestor}")
 
 
 def _check_tags_free(options: ReleaseOptions, profiles: Sequence[str]) -> None:
@@ -361,7 +381,7 @@ def build_and_verify(
     opts: nix.NixOptions,
     scratch: Path,
     *,
-    notify: Notify = _quiet,
+    notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> tuple[Prepared, list[BuiltImage]]:
     """Build each (profile, system), write its archive into scratch, and verify it.
@@ -421,7 +441,7 @@ def verify(
     system: str,
     opts: nix.NixOptions,
     *,
-    notify: Notify = _quiet,
+    notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> Verification:
     """Build a profile's image, rebuild it, and compare the image IDs.
@@ -438,9 +458,10 @@ def verify(
     result = image.verification
     assert result is not None
     state, _ = load_state(project.state_dir / "state.json")
+    # Docker records sha256:HEX, Podman (and older state files) plain HEX.
     recorded = next(
         (
-            rec.image_id
+            normalise_id(rec.image_id)
             for rec in state.images.values()
             if rec.profile == profile
             and rec.system == system
@@ -449,7 +470,7 @@ def verify(
         ),
         None,
     )
-    if recorded is not None and recorded != result.image_id and result.reproducible:
+    if recorded is not None and recorded != normalise_id(result.image_id) and result.reproducible:
         result = replace(
             result,
             reproducible=False,
@@ -644,8 +665,11 @@ def render_summary(
 
 def write_report(directory: Path, files: Mapping[str, str]) -> None:
     """Write every file into DIR.tmp-XXXX, then rename it to DIR: all or nothing."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+    except OSError as exc:
+        raise RpbuildError(f"--report {directory}: cannot create it: {exc.strerror}") from None
     try:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -653,13 +677,11 @@ def write_report(directory: Path, files: Mapping[str, str]) -> None:
         if directory.exists():
             raise ReleaseRefused(f"{directory}: appeared during the release; not overwritten")
         tmp.rename(directory)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise RpbuildError(f"--report {directory}: cannot write it: {exc.strerror}") from None
         raise
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- release ------------------------------------------------------------------------
@@ -669,7 +691,7 @@ def release(
     project: Project,
     options: ReleaseOptions,
     *,
-    notify: Notify = _quiet,
+    notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> ReleaseResult:
     """Check the pins, build and verify every image, push, and write the report."""
@@ -681,9 +703,9 @@ def release(
         select(profiles_all, name)
     systems = _systems(options)
     _validate(project, options, profiles)
+    check_report_dir(options.report)
 
     pinned = check_pinned(project, snapshot=options.snapshot)
-    _check_report_dir(options.report)
     previous = find_previous(options.report, options.previous, snapshot=options.snapshot)
     previous_data, previous_sizes = _previous_sizes(previous) if previous else ({}, {})
     _check_tags_free(options, profiles)
@@ -718,7 +740,7 @@ def release(
         "format": REPORT_FORMAT,
         "version": options.version,
         "snapshot": options.snapshot,
-        "released_at": _now(),
+        "released_at": now_utc(),
         "repository": options.push,
         "git": {"commit": pinned.commit, "clean": pinned.clean, "changes": list(pinned.changes)},
         "rpbuild_version": __version__,
@@ -787,7 +809,7 @@ def update_lock(
     inputs: Sequence[str],
     opts: nix.NixOptions,
     *,
-    notify: Notify = _quiet,
+    notify: Notify = quiet,
 ) -> LockUpdate:
     """`nix flake update` in a private copy; the project's lock is replaced atomically
     only when nix succeeded, so a failure leaves the old lock as it was."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 import time
 import uuid
@@ -101,6 +102,36 @@ def check_name(name: str) -> str:
     return name
 
 
+def _read_compose_file(path: Path) -> tuple[dict[str, Any], cmp.Plan]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RpbuildError(f"--compose-file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RpbuildError(f"--compose-file {path}: not a text file") from None
+    doc = cmp.load(text, str(path))
+    return doc, cmp.plan_of(doc, str(path))
+
+
+def validate_options(opts: Options) -> None:
+    """Check every option before anything is built, started or asked of the engine.
+
+    Each error is one line naming the option as the user typed it. up() and test()
+    call this first; a CLI that builds the image before calling them calls it too,
+    before the build.
+    """
+    if opts.name is not None:
+        check_name(opts.name)
+    if not math.isfinite(opts.timeout) or opts.timeout <= 0:
+        raise RpbuildError(f"--timeout: {opts.timeout:g} is not a positive number of seconds")
+    cmp.check_ip(opts.ip)
+    cmp.check_networks(
+        subnet4=opts.subnet4, subnet6=opts.subnet6, tunnel4=opts.tunnel4, tunnel6=opts.tunnel6
+    )
+    if opts.compose_file is not None:
+        _read_compose_file(opts.compose_file)
+
+
 def state_file(project: Project, name: str) -> Path:
     return project.state_dir / "topology" / f"{name}.json"
 
@@ -114,15 +145,12 @@ def is_standin(engine: engines.Engine, image: str) -> bool:
 def render(engine: engines.Engine, image: str, opts: Options) -> tuple[dict[str, Any], cmp.Plan]:
     """The compose document to run: opts.compose_file, or one rendered for image."""
     if opts.compose_file is not None:
-        try:
-            text = opts.compose_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RpbuildError(f"{opts.compose_file}: {exc.strerror}") from None
-        doc = cmp.load(text, str(opts.compose_file))
-        return doc, cmp.plan_of(doc, str(opts.compose_file))
+        return _read_compose_file(opts.compose_file)
     subnet4, subnet6 = opts.subnet4, opts.subnet6
     if subnet4 is None or subnet6 is None:
-        free4, free6 = cmp.free_subnets(composetool.subnets_in_use(engine))
+        # The tunnel subnets count as taken: a bridge must not overlap them either.
+        taken = [*composetool.subnets_in_use(engine), opts.tunnel4, opts.tunnel6]
+        free4, free6 = cmp.free_subnets(taken)
         subnet4, subnet6 = subnet4 or free4, subnet6 or free6
     spec = cmp.TopologySpec(
         image=image,
@@ -201,19 +229,38 @@ def wait_for_tunnel(engine: engines.Engine, name: str, deadline: float, timeout:
         time.sleep(POLL_S)
 
 
-def _start(
-    project: Project, engine: engines.Engine, image: str, opts: Options, name: str, say: Say
-) -> Topology:
-    started = time.monotonic()
-    deadline = started + opts.timeout
+@dataclass(frozen=True)
+class _Prepared:
+    """What starting a topology needs, found without creating anything."""
+
+    tool: composetool.Compose
+    doc: dict[str, Any]
+    plan: cmp.Plan
+
+
+def _prepare(engine: engines.Engine, image: str, opts: Options) -> _Prepared:
     tool = composetool.detect(engine)
     doc, plan = render(engine, image, opts)
     missing = [ref for ref in cmp.images(doc) if engines.inspect(engine, ref) is None]
     if missing:
         raise RpbuildError(f"{missing[0]}: no such image in {engine.name}; build it first")
+    return _Prepared(tool=tool, doc=doc, plan=plan)
+
+
+def _start(
+    project: Project,
+    engine: engines.Engine,
+    prepared: _Prepared,
+    opts: Options,
+    name: str,
+    say: Say,
+    started: float,
+) -> Topology:
+    deadline = started + opts.timeout
+    tool, plan = prepared.tool, prepared.plan
     file = state_file(project, name)
     file.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(file, cmp.dump(doc))
+    atomic_write(file, cmp.dump(prepared.doc))
     topo = Topology(name=name, file=file, compose=tool, plan=plan)
     say(f"{name}: starting server and client ({tool.name}, IP {plan.ip})")
     composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
@@ -301,14 +348,22 @@ def up(
     show_logs: Say = _silent,
 ) -> Topology:
     """Start the topology and leave it running once the tunnel works."""
+    validate_options(opts)
     name = check_name(opts.name or DEFAULT_NAME)
+    _refuse_existing(engine, name)
+    started = time.monotonic()
+    prepared = _prepare(engine, image, opts)
+    with _cleanup_on_failure(engine, name, project, show_logs, say, always=False):
+        return _start(project, engine, prepared, opts, name, say, started)
+
+
+def _refuse_existing(engine: engines.Engine, name: str) -> None:
+    """A topology that has containers is someone's: never start over it or tear it down."""
     if composetool.containers(engine, name):
         raise RpbuildError(
             f"topology '{name}' exists already",
             hint=f"stop it with `rpbuild down --name {name}`, or choose another --name",
         )
-    with _cleanup_on_failure(engine, name, project, show_logs, say, always=False):
-        return _start(project, engine, image, opts, name, say)
 
 
 def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _silent) -> bool:
@@ -469,16 +524,23 @@ def test(
     report: Say = _silent,
     show_logs: Say = _silent,
 ) -> list[Check]:
-    """up, check, down: the topology never outlives the call, pass or fail."""
+    """up, check, down: the topology never outlives the call, pass or fail.
+
+    A topology that exists already under the name is refused and left alone.
+    """
+    validate_options(opts)
+    name = check_name(opts.name or f"rpbuild-test-{uuid.uuid4().hex[:8]}")
+    _refuse_existing(engine, name)
     standin = is_standin(engine, image)
     if opts.real_rosenpass and standin:
         raise RpbuildError(
             f"--real-rosenpass: {image} is built from the stand-in rosenpass",
             hint="build without --override-input rosenpass ...",
         )
-    name = check_name(opts.name or f"rpbuild-test-{uuid.uuid4().hex[:8]}")
+    started = time.monotonic()
+    prepared = _prepare(engine, image, opts)
     with _cleanup_on_failure(engine, name, project, show_logs, say, always=True):
-        topo = _start(project, engine, image, opts, name, say)
+        topo = _start(project, engine, prepared, opts, name, say, started)
         checks = run_checks(
             engine,
             topo,

@@ -386,6 +386,22 @@ def test_existing_report_dir_is_refused(repo: Path, rpbuild: RunCli, tmp_path: P
     )
 
 
+@pytest.mark.parametrize("below", ["r", "sub/r"])
+def test_report_under_a_file_is_refused_before_any_build(
+    repo: Path, rpbuild: RunCli, tmp_path: Path, below: str
+) -> None:
+    """It was refused only after building and verifying, with a traceback."""
+    (tmp_path / "afile").write_text("x")
+    report = tmp_path / "afile" / below
+    done = release(rpbuild, repo, "--version", "1.0.0", "--report", str(report))
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == (
+        f"rpbuild: error: --report {report}: {tmp_path / 'afile'} is not a directory"
+    )
+    assert "Traceback" not in done.stderr
+    assert "building" not in done.stderr and "measuring" not in done.stderr
+
+
 def test_lock_changed_during_the_build_is_refused(repo: Path) -> None:
     project = find_project(repo)
     pinned = rel.check_pinned(project, snapshot=False)

@@ -300,6 +300,53 @@ def test_a_second_up_with_the_same_name_is_refused(env: Env, running: Running) -
     assert "exists already" in again.stderr
 
 
+def test_rpbuild_test_leaves_a_running_topology_of_that_name_alone(
+    env: Env, running: Running
+) -> None:
+    """`rpbuild test --name X` once tore down the topology X that `up` had started."""
+    again = env.cli("test", "--name", running.name, "--userspace-wireguard", *build_args(env))
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"rpbuild: error: topology '{running.name}' exists already" in again.stderr
+    assert "removed" not in again.stderr and "logs ---" not in again.stderr
+    assert composetool.containers(engines.detect("docker"), running.name) == running.containers
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ip", "5"], "--ip: '5' is not one of 4, 6, dual"),
+        (["--subnet4", "8.8.8.0/24"], "--subnet4: 8.8.8.0/24 is not a private network"),
+        (["--timeout", "0"], "--timeout: 0 is not a positive number of seconds"),
+    ],
+)
+def test_bad_options_leave_a_running_topology_of_that_name_alone(
+    env: Env, running: Running, args: list[str], message: str
+) -> None:
+    """`up --ip 5 --name X` once said "X: removed containers, ..." before the --ip error."""
+    for command in ("up", "test"):
+        bad = env.cli(command, "--name", running.name, *args, *build_args(env))
+        assert bad.returncode == 2, bad.stdout + bad.stderr
+        errors = [line for line in bad.stderr.splitlines() if line.startswith("rpbuild: error")]
+        assert errors == [f"rpbuild: error: {message}"], bad.stderr
+        assert "removed" not in bad.stderr
+    assert composetool.containers(engines.detect("docker"), running.name) == running.containers
+
+
+@pytest.mark.parametrize("command", ["up", "test"])
+def test_bad_options_are_refused_before_the_image_is_built(env: Env, command: str) -> None:
+    fresh = f"rpbuild-test/{uuid.uuid4().hex[:10]}:never"
+    try:
+        bad = env.cli(
+            command, "--ip", "5", "--profile", "with-wireguard", "--tag", fresh,
+            *STANDIN_OVERRIDES,
+        )  # fmt: skip
+        assert bad.returncode == 2, bad.stdout + bad.stderr
+        assert bad.stderr == "rpbuild: error: --ip: '5' is not one of 4, 6, dual\n"
+        assert docker("image", "inspect", fresh, check=False).returncode != 0
+    finally:
+        docker("image", "rm", "--force", fresh, check=False)
+
+
 def test_no_peer_can_read_the_other_peers_secret_keys(running: Running) -> None:
     keys = secret_keys(running)
     assert keys["server"]["wgsk"] != keys["client"]["wgsk"]

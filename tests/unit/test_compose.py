@@ -146,14 +146,26 @@ def test_dump_is_json_and_round_trips_through_load() -> None:
         ({"subnet4": "172.31.240.1/24"}, "not an IPv4 network"),
         ({"subnet6": "fe80::/64"}, "not a unique local"),
         ({"subnet6": "2001:db8::/64"}, "not a unique local"),
-        ({"tunnel6": "fd00:7270::/48"}, "overlaps --subnet6"),
-        ({"tunnel4": "172.31.240.0/25"}, "overlaps --subnet4"),
+        ({"tunnel6": "fd00:7270::/48"}, "--subnet6 .* overlaps the IPv6 tunnel subnet"),
+        ({"tunnel4": "172.31.240.0/25"}, "--subnet4 .* overlaps the IPv4 tunnel subnet"),
+        ({"tunnel4": "10.213.0.0/29"}, "^IPv4 tunnel subnet: 10.213.0.0/29 is too small"),
+        ({"tunnel6": "fe80::/64"}, "^IPv6 tunnel subnet: fe80::/64 is not a unique local"),
         ({"server_port": 65535}, "1 to 65534"),
     ],
 )
 def test_bad_specs_name_the_option(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(RpbuildError, match=message):
+    with pytest.raises(RpbuildError, match=message) as info:
         cmp.plan(cmp.TopologySpec(image=IMAGE, **kwargs))
+    assert "--tunnel" not in info.value.message  # not a flag: never named like one
+
+
+def test_networks_are_checked_without_bridge_subnets() -> None:
+    """Before the bridge subnets are chosen, only the given ones and the tunnels count."""
+    assert cmp.check_networks(subnet4=None, subnet6=None) == (None, None)
+    with pytest.raises(RpbuildError, match=r"^IPv6 tunnel subnet: 'x' is not an IPv6 network"):
+        cmp.check_networks(subnet4=None, subnet6=None, tunnel6="x")
+    with pytest.raises(RpbuildError, match=r"^--subnet6 fd00:7270:1::/48 overlaps"):
+        cmp.check_networks(subnet4=None, subnet6="fd00:7270:1::/48")
 
 
 def test_load_rejects_what_is_not_ours() -> None:

@@ -7,13 +7,16 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from rpbuild import lockfile, registry
 from rpbuild import release as rel
 from rpbuild.errors import ProjectError, RpbuildError
+from rpbuild.nix import NixOptions
+from rpbuild.project import Project, find_project
 from rpbuild.sizes import compare, load_report_file
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -262,3 +265,103 @@ def test_skopeo_message_drops_the_log_decoration() -> None:
     )
     assert registry.skopeo_message("plain failure\n") == "plain failure"
     assert registry.skopeo_message("") == ""
+
+
+# -- the report location is checked before anything is built --------------------------
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("below", ["r", "a/b/r"])
+def test_report_under_a_file_is_refused_in_one_line(tmp_path: Path, below: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    report = tmp_path / "afile" / below
+    with pytest.raises(RpbuildError) as info:
+        rel.check_report_dir(report)
+    assert info.value.message == f"--report {report}: {tmp_path / 'afile'} is not a directory"
+    assert _tree(tmp_path) == ["afile"]
+
+
+def test_report_location_checks_create_nothing(tmp_path: Path) -> None:
+    rel.check_report_dir(None)
+    rel.check_report_dir(tmp_path / "r")  # parent exists: probed, nothing left
+    rel.check_report_dir(tmp_path / "new" / "dirs" / "r")  # made at the end, not now
+    assert _tree(tmp_path) == []
+    (tmp_path / "r").mkdir()
+    with pytest.raises(rel.ReleaseRefused, match="already exists"):
+        rel.check_report_dir(tmp_path / "r")
+
+
+def test_release_refuses_a_bad_report_location_before_anything_is_built(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`release --report FILE/r` once built, verified and pushed, then failed in a traceback."""
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("reached past the preflight")
+
+    for name in ("check_pinned", "build_and_verify", "_check_tags_free", "_push"):
+        monkeypatch.setattr(rel, name, never)
+    monkeypatch.setattr("rpbuild.measure.size_report", never)
+    (tmp_path / "afile").write_text("x")
+    options = rel.ReleaseOptions(version="1.0.0", report=tmp_path / "afile" / "r")
+    with pytest.raises(RpbuildError, match=r"^--report .*/afile/r: .*/afile is not a directory$"):
+        rel.release(find_project(project), options)
+
+
+def test_write_report_turns_os_errors_into_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RpbuildError, match=r"^--report .*/afile/r: cannot create it: "):
+        rel.write_report(tmp_path / "afile" / "r", {"a.txt": "A"})
+
+
+# -- verify compares image IDs in one form ----------------------------------------------
+
+HEX = "ab" * 32
+
+
+def _verified(monkeypatch: pytest.MonkeyPatch, recorded_id: str) -> rel.Verification:
+    """verify() for an image whose archive ID is sha256:HEX, with recorded_id in the state."""
+    archive = registry.ArchiveImage(
+        path=Path("/x.tar"), image_id=f"sha256:{HEX}", config={}, repo_tags=()
+    )
+    image = rel.BuiltImage(
+        profile="minimal", system="x86_64-linux", out_path="/nix/store/x", fingerprint="f",
+        archive=archive,
+    )  # fmt: skip
+    image.verification = rel.Verification(
+        profile="minimal", system="x86_64-linux", out_path="/nix/store/x",
+        image_id=f"sha256:{HEX}", rebuilt_image_id=f"sha256:{HEX}", reproducible=True,
+        reason=None,
+    )  # fmt: skip
+    record = SimpleNamespace(
+        profile="minimal",
+        system="x86_64-linux",
+        fingerprint="f",
+        out_path="/nix/store/x",
+        image_id=recorded_id,
+    )
+    monkeypatch.setattr(rel, "check_system", lambda *_: None)
+    monkeypatch.setattr(rel, "build_and_verify", lambda *_, **__: (None, [image]))
+    monkeypatch.setattr(rel, "load_state", lambda _: (SimpleNamespace(images={"k": record}), None))
+    project = cast(Project, SimpleNamespace(state_dir=Path("/nonexistent")))
+    return rel.verify(project, "minimal", "x86_64-linux", NixOptions())
+
+
+@pytest.mark.parametrize("recorded", [HEX, f"sha256:{HEX}"], ids=["podman", "docker"])
+def test_verify_accepts_the_same_id_with_or_without_the_prefix(
+    monkeypatch: pytest.MonkeyPatch, recorded: str
+) -> None:
+    result = _verified(monkeypatch, recorded)
+    assert result.reproducible and result.reason is None
+    assert result.recorded_image_id == f"sha256:{HEX}"
+
+
+def test_verify_still_sees_a_different_recorded_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _verified(monkeypatch, "cd" * 32)
+    assert not result.reproducible
+    assert result.reason == (
+        f"the image `rpbuild image` loaded earlier is sha256:{'cd' * 32}, this build is sha256:{HEX}"
+    )

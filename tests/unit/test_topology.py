@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -15,6 +16,7 @@ from rpbuild import topology as topo
 from rpbuild.composetool import Compose
 from rpbuild.engine import Engine
 from rpbuild.errors import RpbuildError
+from rpbuild.project import Project
 
 ENGINE = Engine(name="docker", binary="/usr/bin/docker")
 
@@ -183,3 +185,142 @@ def test_names_and_references() -> None:
     )
     assert topo.image_reference("r:t", "t", "me/img") == "me/img:t"
     assert topo.image_reference("r:t", "t", "host:5000/img:x") == "host:5000/img:x"
+
+
+# --- options are checked first; a running topology is never touched ----------------
+
+
+class EngineCalls:
+    """Records what would reach the engine; any call beyond the allowed ones fails."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, containers: dict[str, str]) -> None:
+        self.calls: list[str] = []
+        self.torn_down: list[str] = []
+
+        def run(argv: list[str], **_: object) -> object:
+            self.calls.append(" ".join(argv))
+            raise AssertionError(f"unexpected engine call: {argv}")
+
+        def listed(engine: Engine, name: str) -> dict[str, str]:
+            self.calls.append(f"containers {name}")
+            return containers
+
+        def teardown(*args: object, **_: object) -> None:
+            self.torn_down.append(str(args[1]))
+
+        monkeypatch.setattr("rpbuild.process.run", run)
+        monkeypatch.setattr("rpbuild.process.pipe", run)
+        monkeypatch.setattr("rpbuild.topology.composetool.containers", listed)
+        monkeypatch.setattr(topo, "teardown", teardown)
+
+
+def fake_project(tmp_path: Path) -> Project:
+    return cast(Project, SimpleNamespace(state_dir=tmp_path / "state"))
+
+
+RUNNING = {"server": "sid", "client": "cid"}
+
+
+def test_test_refuses_a_running_topology_and_touches_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = EngineCalls(monkeypatch, RUNNING)
+    lines: list[str] = []
+    with pytest.raises(RpbuildError) as info:
+        topo.test(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"), say=lines.append)
+    assert info.value.message == "topology 'rvx' exists already"
+    assert "rpbuild down --name rvx" in (info.value.hint or "")
+    assert engine.calls == ["containers rvx"]  # looked, nothing else
+    assert engine.torn_down == [] and lines == []
+    assert not (tmp_path / "state").exists()
+
+
+def test_up_refuses_a_running_topology_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = EngineCalls(monkeypatch, RUNNING)
+    with pytest.raises(RpbuildError, match=r"^topology 'rvx' exists already$"):
+        topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
+    assert engine.calls == ["containers rvx"] and engine.torn_down == []
+
+
+BAD_OPTIONS = [
+    ({"ip": "5"}, "--ip: '5' is not one of 4, 6, dual"),
+    ({"name": "Bad Name"}, "--name: 'Bad Name' is not a compose project name"),
+    ({"subnet4": "8.8.8.0/24"}, "--subnet4: 8.8.8.0/24 is not a private network"),
+    ({"subnet4": "172.31.240.1/24"}, "--subnet4: '172.31.240.1/24' is not an IPv4 network"),
+    ({"subnet6": "fe80::/64"}, "--subnet6: fe80::/64 is not a unique local"),
+    ({"tunnel4": "10.213.0.0/30"}, "IPv4 tunnel subnet: 10.213.0.0/30 is too small"),
+    ({"tunnel6": "2001:db8::/64"}, "IPv6 tunnel subnet: 2001:db8::/64 is not a unique local"),
+    (
+        {"subnet4": "10.213.0.0/16"},
+        "--subnet4 10.213.0.0/16 overlaps the IPv4 tunnel subnet 10.213.0.0/24",
+    ),
+    ({"timeout": 0.0}, "--timeout: 0 is not a positive number of seconds"),
+    ({"compose_file": Path("/nonexistent/c.json")}, "--compose-file /nonexistent/c.json: No such"),
+]
+
+
+@pytest.mark.parametrize("entry", ["up", "test"])
+@pytest.mark.parametrize(("kwargs", "message"), BAD_OPTIONS)
+def test_bad_options_are_refused_before_anything_is_touched(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    entry: str,
+    kwargs: dict[str, Any],
+    message: str,
+) -> None:
+    """`up --ip 5 --name rvx` once tore rvx down, then complained about --ip."""
+    engine = EngineCalls(monkeypatch, RUNNING)
+    opts = topo.Options(**({"name": "rvx"} | kwargs))
+    with pytest.raises(RpbuildError) as info:
+        topo.validate_options(opts)
+    assert info.value.message.startswith(message)
+    assert "\n" not in info.value.message and "--tunnel" not in info.value.message
+    call = topo.up if entry == "up" else topo.test
+    with pytest.raises(RpbuildError) as again:
+        call(fake_project(tmp_path), ENGINE, "x:y", opts)
+    assert again.value.message == info.value.message
+    assert engine.calls == [] and engine.torn_down == []
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_broken_compose_file_is_refused_before_anything_is_touched(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = EngineCalls(monkeypatch, {})
+    broken = tmp_path / "c.json"
+    broken.write_text("services: {}\n")
+    opts = topo.Options(compose_file=broken)
+    with pytest.raises(RpbuildError, match="not a compose file written by `rpbuild compose`"):
+        topo.test(fake_project(tmp_path), ENGINE, "x:y", opts)
+    assert engine.calls == [] and engine.torn_down == []
+
+
+def test_a_missing_image_tears_nothing_down(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Nothing was created, so nothing is "removed" (no misleading message either)."""
+    engine = EngineCalls(monkeypatch, {})
+    monkeypatch.setattr(
+        "rpbuild.composetool.detect", lambda e: Compose(engine=e, command=("docker-compose",))
+    )
+    monkeypatch.setattr("rpbuild.composetool.subnets_in_use", lambda e: [])
+    monkeypatch.setattr("rpbuild.engine.inspect", lambda e, ref: None)
+    with pytest.raises(RpbuildError, match=r"^x:y: no such image in docker; build it first$"):
+        topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
+    assert engine.torn_down == []
+    assert not (tmp_path / "state").exists()
+
+
+def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topo.validate_options(topo.Options())
+    topo.validate_options(topo.Options(ip="4", subnet4="172.30.0.0/24", name="x_1", timeout=5))
+    monkeypatch.setattr("rpbuild.composetool.subnets_in_use", lambda e: [])
+    opts = topo.Options(tunnel4="172.31.240.0/24", tunnel6="fd00:7270::/64")
+    topo.validate_options(opts)  # the bridge subnets are chosen later, around the tunnel
+    doc, _ = topo.render(ENGINE, "x:y", opts)
+    subnets = [c["subnet"] for c in doc["networks"]["transit"]["ipam"]["config"]]
+    assert subnets == ["172.31.241.0/24", "fd00:7270:0:1::/64"]
