@@ -294,12 +294,12 @@ def compose_file(
     """Write the compose file of the two-peer topology (services server and client)."""
     from rpbuild import compose as cmp
     from rpbuild.fsutil import atomic_write
-    from rpbuild.topology import image_reference
+    from rpbuild.profiles import image_reference
 
     c = _ctx(ctx)
     prof = _topology_profile(c, profile)
     spec = cmp.TopologySpec(
-        image=image_reference(prof.image.reference, prof.image.tag, tag),
+        image=image_reference(tag or prof.image.reference, prof.image.tag),
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4 or cmp.DEFAULT_SUBNET4,

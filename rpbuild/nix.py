@@ -10,9 +10,8 @@ version and is unit-tested per version. What differs:
   for `--json-format 2` (the format nix is moving to); `parse_path_info` reads all three.
 - Updating lock entries: `nix flake lock --update-input X` before 2.19,
   `nix flake update --flake REF X` from 2.19 (the old flag was removed).
-- `nix build --print-out-paths` only exists from 2.9, so rpbuild always uses
-  `--json`, which every version has and which also names the derivation
-  (needed for `nix log`).
+- `nix build --print-out-paths` only exists from 2.9; 2.8 gets `--json`. A failed
+  build's derivation (for `nix log`) comes from the error either way.
 
 Failures are mapped to one-line `NixError`s by the pure `classify_failure`.
 """

@@ -555,11 +555,3 @@ def test(
                 f"{len(failed)} of {len(checks)} tunnel checks failed; first: {failed[0].name}"
             )
         return checks
-
-
-def image_reference(profile_reference: str, profile_tag: str, tag: str | None) -> str:
-    """The reference `rpbuild image --tag` gives a profile's image (same rule)."""
-    reference = tag or profile_reference
-    if ":" not in reference.rsplit("/", 1)[-1]:
-        reference = f"{reference}:{profile_tag}"
-    return reference

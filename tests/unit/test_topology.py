@@ -16,6 +16,7 @@ from rpbuild import topology as topo
 from rpbuild.composetool import Compose
 from rpbuild.engine import Engine
 from rpbuild.errors import RpbuildError
+from rpbuild.profiles import image_reference
 from rpbuild.project import Project
 
 ENGINE = Engine(name="docker", binary="/usr/bin/docker")
@@ -180,11 +181,11 @@ def test_names_and_references() -> None:
     assert topo.check_name("rpbuild-test-1a2b") == "rpbuild-test-1a2b"
     with pytest.raises(RpbuildError, match="not a compose project name"):
         topo.check_name("Bad Name")
-    assert topo.image_reference("rosenpass:with-wireguard", "with-wireguard", None) == (
+    assert image_reference("rosenpass:with-wireguard", "with-wireguard") == (
         "rosenpass:with-wireguard"
     )
-    assert topo.image_reference("r:t", "t", "me/img") == "me/img:t"
-    assert topo.image_reference("r:t", "t", "host:5000/img:x") == "host:5000/img:x"
+    assert image_reference("me/img", "t") == "me/img:t"
+    assert image_reference("host:5000/img:x", "t") == "host:5000/img:x"
 
 
 # --- options are checked first; a running topology is never touched ----------------
