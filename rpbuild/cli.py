@@ -258,24 +258,26 @@ def _show_logs(text: str) -> None:
         sys.stderr.write(text)
 
 
-def _topology_image(
-    c: Context,
-    profile: str,
-    system: str,
-    engine: str | None,
-    tag: str | None,
-    nix: Any,
-) -> Any:
-    """Build (or find up to date) the image both peers run: what `rpbuild image` does."""
-    from rpbuild import views
-    from rpbuild.build import BuildOptions, build_image
+def _topology_prepare(c: Context, profile: str, build: Any, **options: Any) -> tuple[Any, Any]:
+    """Check the topology options, then build (or find up to date) the peers' image.
 
+    The options first: a typo must not cost a build that may take minutes.
+    """
+    from rpbuild import topology, views
+    from rpbuild.build import build_image
+
+    opts = _topology_options(**options)
+    topology.validate_options(opts)
     _topology_profile(c, profile)
-    opts = BuildOptions(system=system, engine=engine, tag=tag, nix=nix)
     with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
-        return build_image(
-            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
+        built = build_image(
+            c.project(),
+            profile,
+            build,
+            notify=progress.notify,
+            on_log=progress.on_log,
         )
+    return opts, built
 
 
 @app.command("compose")
@@ -347,9 +349,15 @@ def topology_up(
     """Build what is missing, start server and client, wait until the tunnel works."""
     from rpbuild import engine as engines
     from rpbuild import topology
+    from rpbuild.build import BuildOptions
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
-    opts = _topology_options(
+    opts, built = _topology_prepare(
+        c,
+        profile,
+        BuildOptions(
+            system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
+        ),
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4,
@@ -357,10 +365,6 @@ def topology_up(
         compose_file=compose,
         name=name,
         timeout=timeout,
-    )
-    topology.validate_options(opts)  # before a build that may take minutes
-    built = _topology_image(
-        c, profile, system, engine, tag, nix_options(override_input, builders, option)
     )
     topo = topology.up(
         c.project(),
@@ -419,9 +423,15 @@ def topology_test(
     """Bring the topology up, prove the tunnel both ways, and always tear it down."""
     from rpbuild import engine as engines
     from rpbuild import topology
+    from rpbuild.build import BuildOptions
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    opts = _topology_options(
+    opts, built = _topology_prepare(
+        c,
+        profile,
+        BuildOptions(
+            system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
+        ),
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4,
@@ -430,10 +440,6 @@ def topology_test(
         name=name,
         timeout=timeout,
         real_rosenpass=real_rosenpass,
-    )
-    topology.validate_options(opts)  # before a build that may take minutes
-    built = _topology_image(
-        c, profile, system, engine, tag, nix_options(override_input, builders, option)
     )
     checks = topology.test(
         c.project(),

@@ -90,3 +90,24 @@ def render_project(root: Path) -> str:
     proj = find_project(root)
     write_flake(proj, render_flake(proj, load_profiles(proj.profiles_dir)))
     return f"path:{root}"
+
+
+GIT_ID = ["-c", "user.name=rpbuild tests", "-c", "user.email=tests@rpbuild.invalid"]
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in a test repository with a fixed identity."""
+    return subprocess.run(
+        ["git", *GIT_ID, "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+def commit_all(root: Path, message: str) -> str:
+    """Commit everything in a test repository; returns the new commit."""
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD").strip()

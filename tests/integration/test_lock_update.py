@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import STANDIN, RunCli
+from tests.conftest import STANDIN, RunCli, commit_all, git
 
 pytestmark = [
     pytest.mark.nix,
@@ -24,24 +23,7 @@ pytestmark = [
     pytest.mark.skipif(platform.machine() != "x86_64", reason="stand-ins build on x86_64"),
 ]
 
-GIT_ID = ["-c", "user.name=rpbuild tests", "-c", "user.email=tests@rpbuild.invalid"]
 OFFLINE = ["--option", "substituters", ""]
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *GIT_ID, "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-
-
-def commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message)
-    return git(root, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture
@@ -52,7 +34,7 @@ def local_inputs(project: Path, tmp_path: Path) -> dict[str, Path]:
         src = tmp_path / "inputs" / name
         shutil.copytree(STANDIN / name, src)
         git(src, "init", "-q")
-        commit(src, f"{name} stand-in")
+        commit_all(src, f"{name} stand-in")
         sources[name] = src
     template = project / "templates" / "flake.nix.j2"
     text = template.read_text()
@@ -96,7 +78,7 @@ def test_lock_update_creates_updates_and_says_when_nothing_changed(
 
     # A new rosenpass commit: only rosenpass moves, old and new rev and date shown.
     (local_inputs["rosenpass"] / "NEWS").write_text("a change\n")
-    new_rev = commit(local_inputs["rosenpass"], "news")
+    new_rev = commit_all(local_inputs["rosenpass"], "news")
     code, out, err = lock_update(rpbuild, project, "rosenpass")
     assert code == 0, err
     assert out.startswith(f"{project / 'flake.lock'}: updated; 1 input(s) changed")

@@ -29,7 +29,7 @@ import pytest
 from rpbuild import release as rel
 from rpbuild.project import find_project
 from rpbuild.sizes import load_report_file
-from tests.conftest import STANDIN_OVERRIDES, RunCli
+from tests.conftest import STANDIN_OVERRIDES, RunCli, commit_all, git
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -42,8 +42,6 @@ pytestmark = [
     pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason="docker-registry is not installed"),
     pytest.mark.skipif(platform.machine() != "x86_64", reason="stand-ins build on x86_64"),
 ]
-
-GIT_ID = ["-c", "user.name=rpbuild tests", "-c", "user.email=tests@rpbuild.invalid"]
 
 
 # -- a real registry ------------------------------------------------------------------
@@ -122,22 +120,6 @@ def sha256(text: str) -> str:
 
 
 # -- a committed project --------------------------------------------------------------
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *GIT_ID, "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-
-
-def commit_all(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message)
-    return git(root, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture
