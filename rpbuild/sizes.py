@@ -794,52 +794,69 @@ def _bar(value: int, scale: int, width: int = _BAR_WIDTH) -> str:
 
 
 def render_terminal(report: SizeReport, console: Console, diff: ReportDiff | None = None) -> None:
-    """A table per profile, packages by added size with bars scaled to the largest one."""
+    """A table per profile, packages by added size with bars scaled to the largest one.
+
+    On a narrow terminal the version and own-size columns give way so that names,
+    sizes and the bars stay whole.
+    """
     from rich.table import Table
     from rich.text import Text
+
+    show_version = console.width >= 110
+    show_own = console.width >= 90
+    # Roughly what the other columns and borders take; the bars get the rest.
+    fixed = 70 + (19 if show_version else 0) + (12 if show_own else 0)
+    bar_width = min(_BAR_WIDTH, console.width - fixed)
+    show_bar = bar_width >= 6
+
+    def cells(
+        name: Text, version: str, own: str, rest: list[Text | str], bar: str, style: str
+    ) -> list[Text | str]:
+        return [
+            name,
+            *([Text(version)] if show_version else []),
+            *([own] if show_own else []),
+            *rest,
+            *([Text(bar, style=style)] if show_bar else []),
+        ]
 
     for prof in report.profiles:
         title = prof.name if prof.extends is None else f"{prof.name} (extends {prof.extends})"
         table = Table(title=Text(title, style="bold"), title_justify="left")
-        table.add_column("package")
-        table.add_column("version")
-        table.add_column("own", justify="right")
-        table.add_column("closure", justify="right")
-        table.add_column("added", justify="right")
-        table.add_column("share", justify="right")
-        table.add_column("added size", no_wrap=True)
+        table.add_column("package", no_wrap=True)
+        if show_version:
+            table.add_column("version", no_wrap=True)
+        for heading in ("own", "closure", "added", "share"):
+            if heading != "own" or show_own:
+                table.add_column(heading, justify="right", no_wrap=True)
+        if show_bar:
+            table.add_column("added size", no_wrap=True)
         ordered = _by_added_size(prof.packages)
         scale = max([p.added_size for p in ordered] + [prof.shared_size, 1])
         for pkg in ordered:
-            table.add_row(
-                Text(pkg.name),
-                Text(pkg.version or ""),
-                human(pkg.nar_size),
+            added = Text(human(pkg.added_size), style="bold" if pkg.added_size else "dim")
+            rest: list[Text | str] = [
                 human(pkg.closure_size),
-                Text(human(pkg.added_size), style="bold" if pkg.added_size else "dim"),
+                added,
                 _share(pkg.added_size, prof.closure_size),
-                Text(_bar(pkg.added_size, scale), style="cyan"),
+            ]
+            bar = _bar(pkg.added_size, scale, bar_width)
+            table.add_row(
+                *cells(Text(pkg.name), pkg.version or "", human(pkg.nar_size), rest, bar, "cyan")
             )
         if prof.shared_size:
+            rest = ["", human(prof.shared_size), _share(prof.shared_size, prof.closure_size)]
+            bar = _bar(prof.shared_size, scale, bar_width)
             table.add_row(
-                Text("(shared by several)", style="italic"),
-                "",
-                "",
-                "",
-                human(prof.shared_size),
-                _share(prof.shared_size, prof.closure_size),
-                Text(_bar(prof.shared_size, scale), style="dim"),
+                *cells(Text("(shared by several)", style="italic"), "", "", rest, bar, "dim")
             )
         table.add_section()
-        table.add_row(
-            Text("total", style="bold"),
-            "",
-            "",
+        total: list[Text | str] = [
             "",
             Text(human(prof.closure_size), style="bold"),
             "100.0 %" if prof.closure_size else "–",
-            "",
-        )
+        ]
+        table.add_row(*cells(Text("total", style="bold"), "", "", total, "", ""))
         console.print(table)
         console.print(_terminal_summary(prof))
         console.print()

@@ -524,10 +524,20 @@ def test_markdown_escapes_pipes() -> None:
     assert "| `c\\|d` |" in md
 
 
-def _terminal(draw: Callable[[Console], None]) -> str:
+def _terminal(draw: Callable[[Console], None], width: int = 140) -> str:
     out = io.StringIO()
-    draw(Console(file=out, width=140, color_system=None, force_terminal=False))
+    draw(Console(file=out, width=width, color_system=None, force_terminal=False))
     return out.getvalue()
+
+
+def test_narrow_terminals_keep_names_sizes_and_bars() -> None:
+    report = sample_report()
+    for width in (80, 100):
+        out = _terminal(lambda c: render_terminal(report, c), width=width)
+        assert max(len(line) for line in out.splitlines()) <= width
+        assert "…" not in out, out
+        assert "coreutils-full" in out and "█" in out
+        assert ("version" in out) is False
 
 
 def test_terminal_rendering() -> None:
