@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,3 +111,25 @@ def commit_all(root: Path, message: str) -> str:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", message)
     return git(root, "rev-parse", "HEAD").strip()
+
+
+def _dangling_images() -> set[str]:
+    if shutil.which("docker") is None:
+        return set()
+    out = subprocess.run(
+        ["docker", "image", "ls", "-q", "--no-trunc", "--filter", "dangling=true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(out.stdout.split()) if out.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_images_this_session_left_dangling() -> Iterator[None]:
+    """Rebuilds move tags to new images; the old ones this session made are removed."""
+    before = _dangling_images()
+    yield
+    left = sorted(_dangling_images() - before)
+    if left:
+        subprocess.run(["docker", "image", "rm", *left], capture_output=True, check=False)
