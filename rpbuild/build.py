@@ -19,7 +19,7 @@ from typing import Any
 from rpbuild import TEMPLATE_VERSION, __version__, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, ProfileError, ProjectError
-from rpbuild.fsutil import atomic_write
+from rpbuild.fsutil import write_if_changed
 from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
@@ -158,10 +158,10 @@ def stage(prepared: Prepared, fingerprints: Mapping[str, Mapping[str, str]]) -> 
     project = prepared.project
     stage_dir = project.state_dir / "flake"
     stage_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(stage_dir / "flake.nix", project.flake_path.read_bytes())
-    atomic_write(stage_dir / "flake.lock", prepared.lock_bytes)
+    write_if_changed(stage_dir / "flake.nix", project.flake_path.read_bytes())
+    write_if_changed(stage_dir / "flake.lock", prepared.lock_bytes)
     info = {"fingerprints": {s: dict(sorted(p.items())) for s, p in sorted(fingerprints.items())}}
-    atomic_write(stage_dir / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_if_changed(stage_dir / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return f"path:{stage_dir.resolve()}"
 
 

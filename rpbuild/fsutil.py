@@ -1,11 +1,14 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one),
+and the small keyed JSON caches built on them."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
@@ -27,3 +30,36 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_if_changed(path: Path, data: str | bytes) -> bool:
+    """atomic_write unless the file already holds data; True when it wrote.
+
+    Files rewritten on every run (the staged flake) then cost a read, not an fsync.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        if path.read_bytes() == payload:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, payload)
+    return True
+
+
+# A cache file holds one value valid for one key (a hash of what produced the value).
+# A missing, corrupt or stale cache is simply a miss, so callers never fail on one.
+
+
+def read_cache(path: Path, key: str) -> Any:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    return doc.get("value")
+
+
+def write_cache(path: Path, key: str, value: Any) -> None:
+    atomic_write(path, json.dumps({"key": key, "value": value}, sort_keys=True) + "\n")

@@ -19,16 +19,11 @@ from rpbuild.build import (
     stage,
 )
 from rpbuild.errors import RpbuildError
+from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.profiles import Profile, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
-from rpbuild.state import (
-    hash_parts,
-    load_state,
-    override_identity,
-    read_cache,
-    write_cache,
-)
+from rpbuild.state import hash_parts, load_state, override_identity
 
 
 class NotBuilt(RpbuildError):

@@ -18,8 +18,10 @@ Failures are mapped to one-line `NixError`s by the pure `classify_failure`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from rpbuild import process
 from rpbuild.errors import NixError, ToolMissing
+from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.progress import BuildProgress, decode_stderr
 from rpbuild.units import store_name
 
@@ -216,13 +219,47 @@ def parse_nix_version(text: str) -> Version:
     return version
 
 
+def _version_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rpbuild" / "nix-version.json"
+
+
+def _binary_identity(exe: str) -> str | None:
+    """Which nix binary this is: its resolved path and what an upgrade changes in its inode."""
+    try:
+        real = Path(exe).resolve()
+        st = real.stat()
+    except OSError:
+        return None
+    return f"{real}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
 @functools.cache
 def nix_version() -> Version:
-    """The installed nix's version; asked once per run (flags depend on it)."""
-    if process.which("nix") is None:
+    """The installed nix's version; flags depend on it.
+
+    Asked once per binary: `nix --version` costs about 20 ms, a fifth of a whole
+    `rpbuild sizes`, so the answer is cached per resolved binary and its inode data
+    (an upgrade replaces the file, or the store path a profile symlink resolves to).
+    """
+    exe = process.which("nix")
+    if exe is None:
         raise ToolMissing("nix is not installed (no `nix` on PATH)", hint=INSTALL_HINT)
+    identity = _binary_identity(exe)
+    cache = _version_cache()
+    if identity is not None:
+        cached = read_cache(cache, identity)
+        if isinstance(cached, str):
+            try:
+                return Version(cached)
+            except InvalidVersion:
+                pass  # a corrupt cache is a miss
     result = process.run(["nix", "--version"], what="nix --version", error=NixError)
-    return parse_nix_version(result.stdout)
+    version = parse_nix_version(result.stdout)
+    if identity is not None:
+        with contextlib.suppress(OSError):  # a read-only home costs the next run 20 ms
+            write_cache(cache, identity, str(version))
+    return version
 
 
 # -- argv builders (pure) ----------------------------------------------------------

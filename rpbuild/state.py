@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import TEMPLATE_VERSION
-from rpbuild.fsutil import atomic_write
+from rpbuild.fsutil import atomic_write, read_cache, write_cache
 
 log = logging.getLogger("rpbuild.state")
 
@@ -176,25 +176,6 @@ def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Itera
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-# --- caches -------------------------------------------------------------------------------
-# Small JSON files under the state directory, each valid for one key (a hash of what
-# produced the value). A missing, corrupt or stale cache is simply a miss.
-
-
-def read_cache(path: Path, key: str) -> Any:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
-        return None
-    return doc.get("value")
-
-
-def write_cache(path: Path, key: str, value: Any) -> None:
-    atomic_write(path, json.dumps({"key": key, "value": value}, sort_keys=True) + "\n")
 
 
 def hash_parts(parts: Mapping[str, bytes]) -> str:

@@ -50,6 +50,14 @@ def project(tmp_path: Path) -> Path:
 RunCli = Callable[..., Run]
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache directory per test: one test's fake nix must not answer another's version."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def rpbuild(tmp_path: Path) -> RunCli:
     """Run `python -m rpbuild` in a subprocess, exactly as a user would."""

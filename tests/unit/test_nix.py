@@ -77,6 +77,69 @@ def test_nix_missing_is_tool_missing_with_install_hint(
         nix.eval_json("path:/x#y")
 
 
+def fake_nix(bin_dir: Path, version: str) -> Path:
+    """A `nix` that prints its version and counts its calls in bin_dir/calls."""
+    exe = bin_dir / "nix"
+    exe.write_text(f'#!/bin/sh\necho x >> "{bin_dir}/calls"\necho "nix (Nix) {version}"\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def calls(bin_dir: Path) -> int:
+    log = bin_dir / "calls"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The only directory on PATH, for a fake nix; the in-process version cache cleared."""
+    path = tmp_path / "bin"
+    path.mkdir()
+    monkeypatch.setenv("PATH", str(path))
+    nix.nix_version.cache_clear()
+    yield path
+    nix.nix_version.cache_clear()
+
+
+def test_nix_version_is_asked_once_per_binary(bin_dir: Path) -> None:
+    exe = fake_nix(bin_dir, "2.24.10")
+    assert nix.nix_version() == Version("2.24.10")
+    nix.nix_version.cache_clear()  # a new rpbuild process
+    assert nix.nix_version() == Version("2.24.10")
+    assert calls(bin_dir) == 1
+    # An upgrade replaces the binary: asked again, and the new answer is kept.
+    exe.unlink()
+    fake_nix(bin_dir, "2.33.0")
+    nix.nix_version.cache_clear()
+    assert nix.nix_version() == Version("2.33.0")
+    nix.nix_version.cache_clear()
+    assert nix.nix_version() == Version("2.33.0")
+    assert calls(bin_dir) == 2
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"key": "%s", "value": "banana"}'])
+def test_a_corrupt_version_cache_is_a_miss(bin_dir: Path, content: str) -> None:
+    exe = fake_nix(bin_dir, "2.18.1")
+    cache = nix._version_cache()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(content.replace("%s", nix._binary_identity(str(exe)) or ""))
+    assert nix.nix_version() == Version("2.18.1")
+    assert calls(bin_dir) == 1
+
+
+def test_an_unwritable_version_cache_costs_only_time(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_nix(bin_dir, "2.8.0")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # cache dir cannot be created
+    assert nix.nix_version() == Version("2.8.0")
+    nix.nix_version.cache_clear()
+    assert nix.nix_version() == Version("2.8.0")
+    assert calls(bin_dir) == 2
+
+
 # -- argv builders ---------------------------------------------------------------
 
 
