@@ -580,6 +580,13 @@ def release(
         typer.Option("--tls-verify/--no-tls-verify", help="Require HTTPS for the registry."),
     ] = True,
     override_input: OverrideOpt = None,
+    allow_override_input: Annotated[
+        bool,
+        typer.Option(
+            "--allow-override-input",
+            help="Release from overridden inputs without --snapshot (the report says so).",
+        ),
+    ] = False,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -601,6 +608,7 @@ def release(
         previous=previous,
         tls_verify=tls_verify,
         nix=nix_options(override_input, builders, option),
+        allow_override_input=allow_override_input,
     )
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)

@@ -98,6 +98,7 @@ class ReleaseOptions:
     previous: Path | None = None  # a previous report; default: the newest next to `report`
     tls_verify: bool = True
     nix: nix.NixOptions = field(default_factory=nix.NixOptions)
+    allow_override_input: bool = False  # publish a non-snapshot built from overridden inputs
 
 
 @dataclass(frozen=True)
@@ -313,9 +314,22 @@ def _systems(options: ReleaseOptions) -> list[str]:
     return list(dict.fromkeys(options.systems)) or [DEFAULT_SYSTEM]
 
 
+def check_overrides(options: ReleaseOptions) -> None:
+    """A release is what flake.lock pins; an overridden input makes it something else."""
+    if options.snapshot or options.allow_override_input or not options.nix.overrides:
+        return
+    names = ", ".join(dict.fromkeys(name for name, _ in options.nix.overrides))
+    raise ReleaseRefused(
+        f"--override-input {names}: a release is built from the inputs flake.lock pins; "
+        "release with --snapshot, or add --allow-override-input to publish it anyway "
+        "(the report records the override)"
+    )
+
+
 def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]) -> None:
     if not options.version:
         raise RpbuildError("--version must not be empty")
+    check_overrides(options)
     if options.push is not None:
         registry.check_repository(options.push)
     for system in _systems(options):

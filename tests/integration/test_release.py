@@ -134,7 +134,10 @@ def repo(project: Path, rpbuild: RunCli) -> Path:
 
 
 def release(rpbuild: RunCli, root: Path, *args: str) -> Any:
-    return rpbuild("--project", str(root), "release", *args, *STANDIN_OVERRIDES)
+    """A release from the stand-ins: the one place tests allow overridden inputs."""
+    return rpbuild(
+        "--project", str(root), "release", *args, *STANDIN_OVERRIDES, "--allow-override-input"
+    )  # fmt: skip
 
 
 def one_error_line(stderr: str) -> str:
@@ -359,6 +362,24 @@ def test_unpinned_or_dirty_release_is_refused(
     assert not (tmp_path / "report").exists()
 
 
+def test_release_from_overridden_inputs_is_refused_unless_allowed(
+    repo: Path, rpbuild: RunCli, tmp_path: Path
+) -> None:
+    """Only flake.lock pins a release; an override is a snapshot or an explicit choice."""
+    done = rpbuild(
+        "--project", str(repo), "release", "--version", "1.0.0",
+        "--report", str(tmp_path / "report"), *STANDIN_OVERRIDES,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert one_error_line(done.stderr) == (
+        "rpbuild: error: --override-input nixpkgs, rosenpass: a release is built from the "
+        "inputs flake.lock pins; release with --snapshot, or add --allow-override-input to "
+        "publish it anyway (the report records the override)"
+    )
+    assert "building" not in done.stderr and "measuring" not in done.stderr
+    assert not (tmp_path / "report").exists()
+
+
 def test_existing_report_dir_is_refused(repo: Path, rpbuild: RunCli, tmp_path: Path) -> None:
     (tmp_path / "report").mkdir()
     done = release(rpbuild, repo, "--version", "1.0.0", "--report", str(tmp_path / "report"))
@@ -480,6 +501,7 @@ def test_an_image_that_does_not_verify_is_not_pushed(
         tls_verify=False,
         report=tmp_path / "r1",
         nix=opts,
+        allow_override_input=True,
     )
     project = find_project(repo)
     with pytest.raises(rel.NotReproducible, match=r"minimal \(x86_64-linux\) is not reproducible"):

@@ -365,3 +365,29 @@ def test_verify_still_sees_a_different_recorded_image(monkeypatch: pytest.Monkey
     assert result.reason == (
         f"the image `rpbuild image` loaded earlier is sha256:{'cd' * 32}, this build is sha256:{HEX}"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "snapshot", "allowed", "refused"),
+    [
+        ((), False, False, False),
+        ((("rosenpass", "path:/src/rosenpass"),), False, False, True),
+        ((("rosenpass", "path:/src/rosenpass"),), True, False, False),
+        ((("rosenpass", "path:/src/rosenpass"),), False, True, False),
+    ],
+    ids=["pinned", "overridden", "snapshot", "allowed"],
+)
+def test_overridden_inputs_need_a_snapshot_or_an_explicit_allow(
+    overrides: tuple[tuple[str, str], ...], snapshot: bool, allowed: bool, refused: bool
+) -> None:
+    options = rel.ReleaseOptions(
+        version="1.0.0",
+        snapshot=snapshot,
+        allow_override_input=allowed,
+        nix=NixOptions(overrides=overrides),
+    )
+    if refused:
+        with pytest.raises(rel.ReleaseRefused, match=r"^--override-input rosenpass: "):
+            rel.check_overrides(options)
+    else:
+        rel.check_overrides(options)
