@@ -37,8 +37,9 @@ PUBLIC_DIRS = {"server": "/keys/public/server", "client": "/keys/public/client"}
 BRIDGE_HOST = {"server": 10, "client": 11}
 TUNNEL_HOST = {"server": 1, "client": 2}
 
-# Docker's default capabilities that a peer does not need. NET_RAW stays: ping in
-# the healthcheck needs it where ping cannot use ICMP sockets (busybox).
+# Docker's default capabilities that a peer does not need. NET_RAW (raw sockets: forged
+# packets, ARP spoofing on the bridge) goes too: iputils ping uses an ICMP datagram
+# socket, which Docker allows every container through net.ipv4.ping_group_range.
 DROPPED_CAPS = (
     "AUDIT_WRITE",
     "CHOWN",
@@ -48,6 +49,7 @@ DROPPED_CAPS = (
     "KILL",
     "MKNOD",
     "NET_BIND_SERVICE",
+    "NET_RAW",
     "SETFCAP",
     "SETGID",
     "SETPCAP",

@@ -2,7 +2,7 @@
 #
 # Written for rpbuild (templates/entrypoint.sh); flake.nix prepends the #! line of
 # the image's runtimeShell. POSIX sh only: real images run it with bash, the test
-# stand-ins with busybox sh. Tools it may use are those of every profile:
+# stand-ins with dash. Tools it may use are those of every profile:
 # coreutils, grep, ip and rp; wg and ping only where present (healthcheck).
 #
 #   MODE=standalone  make keys (if absent), publish the public ones, then exit or exec "$@"

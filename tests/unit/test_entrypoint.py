@@ -1,7 +1,7 @@
 """The entrypoint's configuration checks, run by the host's shells (no Docker).
 
-Real images run the entrypoint with bash, the stand-ins with busybox sh; dash is
-the strictest POSIX sh at hand. Only bad configurations are run here: the script
+Real images run the entrypoint with bash, the stand-ins with dash (the strictest
+POSIX sh at hand); busybox sh is checked too. Only bad configurations are run here: the script
 stops before it touches anything. Running peers are tested in
 tests/integration/test_topology.py.
 """

@@ -13,12 +13,14 @@
 #
 # WHAT IT DOES NOT PROVE
 #   - Nothing about the real packages: their contents, versions, closures and sizes are
-#     made up. Every tool is an applet of the host's static busybox (/bin/busybox);
+#     made up. Most tools are applets of the host's static busybox (/bin/busybox);
 #     iptables, tcpdump and pkill are shell stand-ins (busybox has none of them: iptables
-#     and tcpdump print a note and exit 0). `bash` is busybox ash behind a wrapper, so
-#     bash-only syntax fails. wg and wireguard-go are the host's Debian binaries run
-#     through a copy of the host's glibc loader (package host-libc), so in ps / pidof / pkill
-#     (comm) their processes show up as ld-linux-x86-64.so.2, not as wg / wireguard-go.
+#     and tcpdump print a note and exit 0). `bash` is dash behind a wrapper, so
+#     bash-only syntax fails. dash (runtimeShell's bin/sh), wg, wireguard-go and ping
+#     (iputils) are the host's Debian binaries, patched with the host's patchelf to use a
+#     copy of the host's glibc in the store (package host-libc). ping is the real iputils
+#     ping (ICMP datagram sockets, so no NET_RAW), but iputils' other tools (arping,
+#     tracepath, clockdiff) are absent.
 #   - Nothing about real dockerTools: the layering here (one layer per store path, most
 #     referenced first, the rest merged into the last store layer, plus one customisation
 #     layer) is a simplified version of the documented behaviour, not nixpkgs' heuristics.
@@ -27,27 +29,27 @@
 #     platform, so that everything builds on this x86_64 machine), and the aarch64-linux
 #     package set holds x86_64 binaries. Only the image config says "arm64". The
 #     aarch64-linux packages are still distinct store paths (attribute targetSystem).
-#   - Busybox's sh runs its own applets before searching PATH (Debian builds it with
-#     PREFER_APPLETS), so a script run by sh inside an image finds e.g. grep even when
-#     gnugrep is not in the image. Check for a tool with `test -e /bin/grep` or by
-#     running it without a shell (docker run IMAGE grep ...).
+#   - runtimeShell is dash, not bash (no bash-only syntax). It is not busybox sh on purpose:
+#     Debian's static busybox runs its own applets before searching PATH, so scripts would
+#     find tools the image does not hold (and busybox's ping, which needs NET_RAW).
 #
 # HOW IT WORKS (and what it needs from the host)
 #   Builders are /bin/busybox (`sh -e -c ...`; later the store copy of it) and the host's
 #   /usr/bin/python3. That works only because /etc/nix/nix.conf has `sandbox = false`:
-#   the builds read host paths (/bin/busybox, /usr/bin/wg, /usr/bin/wireguard-go, the
-#   host glibc, /usr/bin/python3). The stream script of streamLayeredImage is a Python
-#   script with the shebang /usr/bin/python3 (host python), so it runs only on a host
-#   that has one. Outputs are deterministic: fixed payloads, no timestamps, tar entries
+#   the builds read host paths (/bin/busybox, /usr/bin/{dash,wg,wireguard-go,ping},
+#   /usr/bin/patchelf, the host glibc, /usr/bin/python3; Debian packages busybox-static,
+#   dash, wireguard-tools, wireguard-go, iputils-ping, patchelf). The stream script of
+#   streamLayeredImage is a Python script with the shebang /usr/bin/python3 (host
+#   python), so it runs only on a host that has one. Outputs are deterministic: fixed payloads, no timestamps, tar entries
 #   sorted with uid/gid 0 and mtime 1; the same inputs give the same image ID.
 #
 # PAYLOADS (for size tests)
-#   Every package except busybox, busybox-sh and host-libc carries one file of a fixed
+#   Every package except busybox, dash and host-libc carries one file of a fixed
 #   size made of deterministic, incompressible bytes (a SHA-256 counter stream seeded with
 #   the pname, see payload.py): share/<pname>/payload, or lib/glibc-standin-payload for
 #   glibc. The table below is the one the packages are built from (bytes).
 #   The glibc stand-in is referenced by every package with binaries (all but iana-etc),
-#   busybox by all of those, host-libc by wireguard-tools and wireguard-go: a diamond-shaped
+#   busybox by all of those, host-libc by dash, wireguard-tools, wireguard-go and iputils: a diamond-shaped
 #   dependency graph. bigPayload is one file of exactly 100 MiB of zeros (share/big-payload/payload),
 #   built only when asked for.
 #

@@ -47,7 +47,7 @@ let
   # Every other derivation runs `busybox sh -e -c SCRIPT` from the store copy.
   # Common environment of the build script:
   #   bb        the store busybox binary
-  #   shell     a POSIX sh in the store, for #! lines (busybox-sh, absent in busybox-sh itself)
+  #   shell     a POSIX sh in the store, for #! lines (dash; absent in dash and host-libc)
   #   glibc     the glibc stand-in (recorded in share/<pname>/standin-runtime-deps)
   #   payload*  size and place of the payload file
   mkPackage =
@@ -89,20 +89,23 @@ let
       payloadScript = if payloadSize == null then "" else payloadScript;
       inherit payloadPath;
       glibc = if useGlibc then glibc else "";
-      shell = if withShell then "${busybox-sh}/bin/sh" else "";
+      shell = if withShell then "${dash}/bin/sh" else "";
     } // env));
 
-  # A POSIX shell in the store: bin/sh -> busybox.
-  busybox-sh = mkPackage {
-    pname = "busybox-sh";
-    version = "1.35.0-standin";
-    description = "bin/sh from busybox (the stand-in's runtimeShell)";
-    useGlibc = false;
+  # The host's Debian dash as bin/sh: the stand-in's runtimeShell. Not busybox sh: Debian's
+  # static busybox runs its own applets before searching PATH, so a script would get
+  # busybox's ping (raw sockets only) instead of the image's iputils, and would find
+  # tools the image does not hold. dash, like nixpkgs' bash, runs what PATH finds.
+  dash = hostBinaries {
+    pname = "dash";
+    version = "0.5.12-debian-standin";
+    description = "dash (the host's Debian binary, patched to run from the store) as bin/sh";
+    programs = [ "dash" ];
     withShell = false;
-    script = ''applets sh'';
+    extraScript = ''ln -s dash "$out/bin/sh"'';
   };
 
-  runtimeShell = "${busybox-sh}/bin/sh";
+  runtimeShell = "${dash}/bin/sh";
 
   # The glibc stand-in: no code, only a fixed 1 MiB payload that other packages reference.
   glibc = mkPackage {
@@ -115,16 +118,19 @@ let
     script = "";
   };
 
-  # The host's real glibc loader and libraries, for wg and wireguard-go.
+  # Host (Debian) programs the stand-in runs from the store, through host-libc.
+  hostPrograms = [ "dash" "wg" "wireguard-go" "ping" ];
+
+  # The host's real glibc loader and the libraries of hostPrograms.
   host-libc = mkPackage {
     pname = "host-libc";
     version = "2.36-debian-standin";
-    description = "The host's glibc loader and the libraries wg and wireguard-go need (copied from Debian)";
+    description = "The host's glibc loader and the libraries of dash, wg, wireguard-go and ping (copied from Debian)";
     useGlibc = false;
     withShell = false;
     script = ''
       mkdir -p "$out/lib"
-      for prog in /usr/bin/wg /usr/bin/wireguard-go; do
+      for prog in ${toString (map (p: "/usr/bin/${p}") hostPrograms)}; do
         /lib64/ld-linux-x86-64.so.2 --list "$prog" > deps
         while read -r soname arrow path rest; do
           if [ "$arrow" = "=>" ] && [ -f "$path" ]; then
@@ -137,23 +143,26 @@ let
     '';
   };
 
-  # A package whose bin/ holds a host binary run through host-libc's loader.
-  wrapHostBinary = { pname, version, description, program }: mkPackage {
-    inherit pname version description;
-    env = { hostLibc = host-libc; inherit program; };
-    script = ''
-      mkdir -p "$out/bin" "$out/libexec"
-      cp -L "/usr/bin/$program" "$out/libexec/$program"
-      chmod 0555 "$out/libexec/$program"
-      cat > "$out/bin/$program" <<EOF
-      #!$shell
-      # $program of the rpbuild stand-in nixpkgs: the host's Debian binary, run through the
-      # glibc loader in the store so that it works in an image without /lib.
-      exec $hostLibc/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path $hostLibc/lib --argv0 $program $out/libexec/$program "\$@"
-      EOF
-      chmod 0555 "$out/bin/$program"
-    '';
-  };
+  # A package whose bin/ holds copies of host binaries (each one of hostPrograms), their
+  # ELF interpreter and RUNPATH pointed at host-libc with the host's patchelf, the way
+  # nixpkgs' own builds point theirs at its glibc: they run in an image without /lib.
+  hostBinaries = { pname, version, description, programs, withShell ? true, extraScript ? "" }:
+    mkPackage {
+      inherit pname version description withShell;
+      env = { hostLibc = host-libc; };
+      script = ''
+        mkdir -p "$out/bin"
+        for program in ${toString programs}; do
+          cp -L "/usr/bin/$program" "$out/bin/$program"
+          chmod 0755 "$out/bin/$program"
+          # DT_RPATH (--force-rpath), not RUNPATH: it also finds the libraries' own
+          # dependencies (ping: libidn2 -> libunistring).
+          /usr/bin/patchelf --set-interpreter "$hostLibc/lib/ld-linux-x86-64.so.2" \
+            --force-rpath --set-rpath "$hostLibc/lib" "$out/bin/$program"
+          chmod 0555 "$out/bin/$program"
+        done
+      '' + extraScript;
+    };
 
   # A program busybox lacks: prints a note, changes nothing, exits 0.
   noopScripts = names: ''
@@ -191,7 +200,7 @@ let
   '';
 
   packages = {
-    inherit busybox busybox-sh glibc host-libc;
+    inherit busybox dash glibc host-libc;
 
     coreutils-full = mkPackage {
       pname = "coreutils-full";
@@ -219,7 +228,7 @@ let
       version = "3.3.17-standin";
       description = "procps stand-in: busybox ps, sysctl, kill, free, top and a shell pkill";
       env = {
-        pkillText = builtins.replaceStrings [ "@shell@" ] [ runtimeShell ] (builtins.readFile ./pkill.sh);
+        pkillText = builtins.replaceStrings [ "@shell@" "@bb@" ] [ runtimeShell bb ] (builtins.readFile ./pkill.sh);
         passAsFile = [ "pkillText" ];
       };
       script = appletScript [ "ps" "sysctl" "kill" "free" "top" ] + ''
@@ -228,27 +237,30 @@ let
       '';
     };
 
-    iputils = mkPackage {
+    # The host's iputils ping, not busybox's: like the real one it pings through an ICMP
+    # datagram socket, so containers need no NET_RAW (busybox ping needs a raw socket).
+    iputils = hostBinaries {
       pname = "iputils";
       version = "20221126-standin";
-      description = "iputils stand-in: busybox ping, ping6";
-      script = appletScript [ "ping" "ping6" ];
+      description = "iputils stand-in: the host's ping (Debian iputils-ping) with its glibc in the store";
+      programs = [ "ping" ];
     };
 
     bash = mkPackage {
       pname = "bash";
       version = "5.2p21-standin";
-      description = "bash stand-in: busybox ash behind a bin/bash wrapper (no bash-only syntax)";
+      description = "bash stand-in: dash behind bin/bash and bin/sh (no bash-only syntax)";
       script = ''
-        applets sh
+        mkdir -p "$out/bin"
+        ln -s "$shell" "$out/bin/sh"
         cat > "$out/bin/bash" <<EOF
-        #!$out/bin/sh
-        # bash of the rpbuild stand-in nixpkgs: busybox ash (no bash-only syntax).
+        #!$shell
+        # bash of the rpbuild stand-in nixpkgs: dash (no bash-only syntax).
         if [ "\$1" = "--version" ]; then
-            echo "GNU bash, version $version (rpbuild stand-in: busybox ash)"
+            echo "GNU bash, version $version (rpbuild stand-in: dash)"
             exit 0
         fi
-        exec $bb sh "\$@"
+        exec $shell "\$@"
         EOF
         chmod 0555 "$out/bin/bash"
       '';
@@ -283,18 +295,18 @@ let
       '';
     };
 
-    wireguard-tools = wrapHostBinary {
+    wireguard-tools = hostBinaries {
       pname = "wireguard-tools";
       version = "1.0.20210914-standin";
       description = "wireguard-tools stand-in: the host's wg (Debian) with its glibc in the store";
-      program = "wg";
+      programs = [ "wg" ];
     };
 
-    wireguard-go = wrapHostBinary {
+    wireguard-go = hostBinaries {
       pname = "wireguard-go";
       version = "0.0.20220316-standin";
       description = "wireguard-go stand-in: the host's userspace WireGuard (Debian) with its glibc in the store";
-      program = "wireguard-go";
+      programs = [ "wireguard-go" ];
     };
 
     # Test-only packages (no nixpkgs counterpart): a build that fails with a known

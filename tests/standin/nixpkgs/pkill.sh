@@ -4,6 +4,8 @@
 #   PATTERN is an extended regular expression matched against the process name
 #   (/proc/PID/comm), or against the whole command line with -f; -x: match exactly.
 # Exit status: 0 if a process was signalled, 1 if none matched, 2 on a usage error.
+# Its tools are busybox applets by absolute path: it needs nothing else in the image.
+bb=@bb@
 sig=TERM
 full=0
 exact=0
@@ -31,12 +33,12 @@ for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
     [ "$pid" = "$$" ] && continue
     if [ $full = 1 ]; then
-        text=$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null)
+        text=$("$bb" tr '\000' ' ' < "$dir/cmdline" 2>/dev/null)
     else
-        text=$(cat "$dir/comm" 2>/dev/null)
+        text=$("$bb" cat "$dir/comm" 2>/dev/null)
     fi
     [ -n "$text" ] || continue
-    if printf '%s\n' "$text" | grep -Eq -- "$pattern"; then
+    if printf '%s\n' "$text" | "$bb" grep -Eq -- "$pattern"; then
         kill -s "$sig" "$pid" 2>/dev/null && status=0
     fi
 done
