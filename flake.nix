@@ -328,8 +328,9 @@
       '';
 
       # rpbuild stages a file with each image's build fingerprint next to this
-      # flake so the fingerprint can become an image label; a plain
-      # `nix build` has none and simply gets no fingerprint label.
+      # flake so the fingerprint can become an image label, and the name:tag of
+      # images built under another name (`rpbuild image --tag`); a plain
+      # `nix build` has none and gets no fingerprint label and the profile's name.
       build =
         if builtins.pathExists ./rpbuild-build.json
         then builtins.fromJSON (builtins.readFile ./rpbuild-build.json)
@@ -390,6 +391,9 @@
           entrypoint = pkgs.writeScriptBin "rpbuild-entrypoint"
             ("#!" + pkgs.runtimeShell + "\n" + spec.entrypoint);
           fingerprint = ((build.fingerprints or { }).${system} or { }).${name} or null;
+          reference = ((build.references or { }).${system} or { }).${name} or {
+            inherit (profile.image) name tag;
+          };
           # The profile's labels may replace the descriptive OCI ones (title,
           # description, source), never what rpbuild records about the build.
           labels = {
@@ -422,7 +426,8 @@
         {
           inherit config contents packages entrypoint;
           image = pkgs.dockerTools.streamLayeredImage {
-            inherit (profile.image) name tag created maxLayers;
+            inherit (reference) name tag;
+            inherit (profile.image) created maxLayers;
             inherit config contents;
             # A writable /tmp for rp's temporary files and a mount point for keys.
             extraCommands = "mkdir -p tmp keys && chmod 1777 tmp && chmod 0700 keys";

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rpbuild import TEMPLATE_VERSION, __version__, nix
+from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, ProfileError, ProjectError
 from rpbuild.fsutil import write_if_changed
@@ -28,6 +28,7 @@ from rpbuild.state import (
     fingerprint,
     hash_parts,
     load_state,
+    local_path,
     project_lock,
     remember_render,
     render_is_current,
@@ -94,6 +95,9 @@ class Prepared:
     lock_bytes: bytes
 
     def fingerprint(self, profile: Profile, system: str, options: nix.NixOptions) -> str:
+        """The image's fingerprint; every nix-using command asks for it before nix
+        runs, so the overrides are checked here."""
+        check_overrides(self.lock_bytes, options)
         return fingerprint(
             lock_bytes=self.lock_bytes,
             profile_spec=profile.definition(),
@@ -102,6 +106,31 @@ class Prepared:
             follows=self.project.settings.rosenpass_follows_nixpkgs,
             overrides=options.overrides,
         )
+
+
+def check_overrides(lock_bytes: bytes, options: nix.NixOptions) -> None:
+    """Refuse an --override-input nix would accept silently or reject obscurely.
+
+    nix ignores an override of an input the flake does not have, and reports a local
+    path without flake.nix by its copy in the store.
+    """
+    inputs = lockfile.direct_inputs(json.loads(lock_bytes))
+    for name, url in options.overrides:
+        if not name.strip("/"):
+            raise ProjectError(f"--override-input: empty input name (before {url!r})")
+        if not url.strip():
+            raise ProjectError(f"--override-input {name}: empty URL")
+        if name.split("/", 1)[0] not in inputs:
+            raise ProjectError(
+                f"--override-input {name}: the flake has no input '{name.split('/', 1)[0]}' "
+                f"(its inputs: {', '.join(inputs)})"
+            )
+        local = local_path(url)
+        if local is not None:
+            if not local.is_dir():
+                raise ProjectError(f"--override-input {name} {url}: no such directory")
+            if not (local / "flake.nix").is_file():
+                raise ProjectError(f"--override-input {name} {url}: no flake.nix in {local}")
 
 
 def check_system(project: Project, system: str) -> None:
@@ -129,6 +158,8 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
     """Load profiles, re-render flake.nix when stale, and read the lock."""
     profiles = load_profiles(project.profiles_dir)
     lock_path = project.require_lock()
+    lock_bytes = lock_path.read_bytes()
+    lockfile.check(lock_path, lock_bytes)
     inputs = _render_inputs(project, profiles)
     key = hash_parts(inputs)
     changed = False
@@ -145,24 +176,43 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
         profiles=profiles,
         rendered=changed,
         templates=templates,
-        lock_bytes=lock_path.read_bytes(),
+        lock_bytes=lock_bytes,
     )
 
 
-def stage(prepared: Prepared, fingerprints: Mapping[str, Mapping[str, str]]) -> str:
+def stage(
+    prepared: Prepared,
+    fingerprints: Mapping[str, Mapping[str, str]],
+    references: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
     """Copy flake.nix and flake.lock into a private directory and return its path: URL.
 
     A `path:` flake sees exactly these files, whether or not the project is a git
     checkout with flake.nix committed, and nix copies only them into the store.
+    references ({system: {profile: "name:tag"}}) names images other than their
+    profile's default, so that they load under that name (see build_image).
     """
     project = prepared.project
     stage_dir = project.state_dir / "flake"
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_if_changed(stage_dir / "flake.nix", project.flake_path.read_bytes())
     write_if_changed(stage_dir / "flake.lock", prepared.lock_bytes)
-    info = {"fingerprints": {s: dict(sorted(p.items())) for s, p in sorted(fingerprints.items())}}
+    info: dict[str, Any] = {
+        "fingerprints": {s: dict(sorted(p.items())) for s, p in sorted(fingerprints.items())}
+    }
+    if references:
+        info["references"] = {
+            system: {name: _name_and_tag(ref) for name, ref in sorted(refs.items())}
+            for system, refs in sorted(references.items())
+        }
     write_if_changed(stage_dir / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return f"path:{stage_dir.resolve()}"
+
+
+def _name_and_tag(reference: str) -> dict[str, str]:
+    """Split a checked NAME:TAG reference (the name may hold a registry host:port)."""
+    name, tag = reference.rsplit(":", 1)
+    return {"name": name, "tag": tag}
 
 
 @contextlib.contextmanager
@@ -195,7 +245,8 @@ def build_image(
         profile = select(prepared.profiles, profile_name)
         fp = prepared.fingerprint(profile, options.system, options.nix)
         engine = engines.detect(options.engine)
-        reference = image_reference(options.tag or profile.image.reference, profile.image.tag)
+        tag = profile.image.reference if options.tag is None else options.tag
+        reference = image_reference(tag, profile.image.tag)
         state_path = project.state_dir / "state.json"
         state, warning = load_state(state_path)
         if warning:
@@ -225,18 +276,37 @@ def build_image(
             notify(f"{reference}: no longer in {engine.name}; rebuilding")
 
         engines.ensure_running(engine)
-        flake_ref = stage(prepared, {options.system: {profile.name: fp}})
+        # Another name is built into the image itself: loading it never moves the
+        # profile's default tag, which another project or run may be using.
+        renamed = {options.system: {profile.name: reference}}
+        flake_ref = stage(
+            prepared,
+            {options.system: {profile.name: fp}},
+            renamed if reference != profile.image.reference else None,
+        )
         installable = f"{flake_ref}#packages.{options.system}.{profile.name}"
         notify(f"building {profile.name} for {options.system}")
         try:
             results = nix.build([installable], options.nix, on_log=on_log)
         except nix.ProfileEvalError as exc:
             raise profile_error(prepared.profiles, exc) from None
+        except nix.BuildFailed as exc:
+            exc.message = f"{display_path(profile.path)}: {exc.message}"
+            raise
         out_path = results[0].outputs["out"]
-        _load_as(engine, Path(out_path), profile.image.reference, reference, notify)
+        notify(f"loading {reference} into {engine.name}")
+        out = Path(out_path)
+        if is_stream_script(out):
+            loaded = engines.load_stream(engine, [out_path])
+        else:
+            loaded = engines.load_archive(engine, out)
         info = engines.inspect(engine, reference)
         if info is None:
-            raise EngineError(f"{engine.name} did not keep the loaded image {reference}")
+            raise EngineError(
+                f"{reference}: {engine.name} loaded the image as {', '.join(loaded) or '?'}; "
+                f"a project template older than rpbuild {__version__} ignores --tag "
+                "(compare templates/flake.nix.j2 with the one `rpbuild init` writes)"
+            )
         if info.labels.get(FINGERPRINT_LABEL) != fp:
             raise EngineError(
                 f"{reference}: the loaded image does not carry fingerprint {fp[:12]}; "
@@ -255,33 +325,6 @@ def build_image(
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
-
-
-def _load_as(
-    engine: engines.Engine, out: Path, built_as: str, reference: str, notify: Notify
-) -> None:
-    """Load the image and name it `reference`, leaving other names as they were.
-
-    The stream always loads under the name:tag nix gave it; with --tag that name
-    is put back on the image it named before (or removed), so one profile built
-    under two references does not clobber the other.
-    """
-    before = engines.inspect(engine, built_as) if reference != built_as else None
-    notify(f"loading {reference} into {engine.name}")
-    if is_stream_script(out):
-        engines.load_stream(engine, [str(out)])
-    else:
-        engines.load_archive(engine, out)
-    if reference == built_as:
-        return
-    loaded = engines.inspect(engine, built_as)
-    if loaded is None:
-        raise EngineError(f"{engine.name} did not keep the loaded image {built_as}")
-    engines.tag(engine, loaded.id, reference)
-    if before is None:
-        engines.untag(engine, built_as)
-    elif before.id != loaded.id:
-        engines.tag(engine, before.id, built_as)
 
 
 def is_stream_script(path: Path) -> bool:

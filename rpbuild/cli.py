@@ -301,7 +301,7 @@ def compose_file(
     c = _ctx(ctx)
     prof = _topology_profile(c, profile)
     spec = cmp.TopologySpec(
-        image=image_reference(tag or prof.image.reference, prof.image.tag),
+        image=image_reference(prof.image.reference if tag is None else tag, prof.image.tag),
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4 or cmp.DEFAULT_SUBNET4,
@@ -512,7 +512,7 @@ def sizes(
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if as_json and markdown:
         raise RpbuildError("--json and --markdown exclude each other")
-    old = sz.load_report_file(compare) if compare is not None else None
+    old = sz.load_baseline(compare, system) if compare is not None else None
     opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
     with views.build_progress(
         sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
@@ -739,8 +739,10 @@ def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]
     out = []
     for value in values or []:
         name, sep, rest = value.partition("=")
-        if not sep or not name:
+        if not sep:
             raise RpbuildError(f"{option} takes two values: NAME VALUE (got {value!r})")
+        if not name.strip():
+            raise RpbuildError(f"{option}: empty NAME (before {rest!r})")
         out.append((name, rest))
     return tuple(out)
 

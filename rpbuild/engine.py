@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import process
-from rpbuild.errors import EngineError, ToolMissing
+from rpbuild.errors import EngineError, RpbuildError, ToolMissing
 
 ENGINES = ("docker", "podman")
 _INSTALL_HINT = {
@@ -45,7 +45,7 @@ def detect(preferred: str | None = None) -> Engine:
     daemon that does not answer is recognised in whatever call fails first.
     """
     if preferred is not None and preferred not in ENGINES:
-        raise ToolMissing(f"unknown engine '{preferred}' (known: {', '.join(ENGINES)})")
+        raise RpbuildError(f"--engine {preferred}: unknown engine (known: {', '.join(ENGINES)})")
     for name in [preferred] if preferred else list(ENGINES):
         binary = process.which(name)
         if binary is not None:

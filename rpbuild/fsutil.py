@@ -12,10 +12,16 @@ from typing import Any
 
 
 def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
-    """Write via a temporary file in the same directory and rename over the target."""
+    """Write via a temporary file in the same directory and rename over the target.
+
+    A failure names the target, never the temporary file (which is gone again).
+    """
     payload = data.encode() if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)  # its errors name the directory
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -26,9 +32,11 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
             mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
         tmp.chmod(mode)
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, name):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

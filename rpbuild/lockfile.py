@@ -7,7 +7,7 @@ can say what an input is pinned to without asking nix (and without the network).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +76,36 @@ def read(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         raise ProjectError(f"{path}: not a flake lock file (no 'nodes')")
     return data
+
+
+#: The inputs flake.nix declares (templates/flake.nix.j2); each must be pinned.
+FLAKE_INPUTS = ("nixpkgs", "rosenpass")
+#: Lock file versions nix reads (2.8 and later write 7).
+LOCK_VERSIONS = range(5, 8)
+LOCK_FIX = "restore it from version control or run `rpbuild lock update`"
+
+
+def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> None:
+    """Refuse a lock before nix sees it, naming the file and the input at fault.
+
+    nix reports a broken lock as a bare JSON parser error, and with --override-input
+    it resolves an input the lock lacks from its URL (unpinned) instead of failing.
+    """
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProjectError(f"{path}: not valid JSON ({exc}); {LOCK_FIX}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+        raise ProjectError(f"{path}: not a flake lock file (no 'nodes'); {LOCK_FIX}")
+    version = data.get("version")
+    if not isinstance(version, int) or version not in LOCK_VERSIONS:
+        raise ProjectError(f"{path}: unsupported lock file version {version!r}; {LOCK_FIX}")
+    pinned = pins(data)
+    for name in inputs:
+        if name not in pinned:
+            raise ProjectError(
+                f"{path}: input '{name}' is not pinned; run `rpbuild lock update {name}`"
+            )
 
 
 def _source(locked: Mapping[str, Any]) -> str:

@@ -18,9 +18,9 @@ from rpbuild.build import (
     profile_error,
     stage,
 )
-from rpbuild.errors import RpbuildError
+from rpbuild.errors import NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
-from rpbuild.profiles import Profile, select
+from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
 from rpbuild.state import hash_parts, load_state, override_identity
@@ -104,25 +104,48 @@ def size_report(
             write_cache(cache, key, evaluated)
         contents = {name: _contents(evaluated, name) for name in measured}
 
+        def build_missing(missing: Sequence[str]) -> None:
+            if no_build:
+                raise NotBuilt(
+                    f"not built for {options.system}: {', '.join(missing)} "
+                    "(run without --no-build, or `rpbuild image --profile NAME`)"
+                )
+            notify(f"building {', '.join(missing)} for {options.system}")
+            try:
+                nix.build(
+                    [f"{flake_ref}#packages.{options.system}.{name}" for name in missing],
+                    options.nix,
+                    on_log=on_log,
+                )
+            except nix.ProfileEvalError as exc:
+                raise profile_error(profiles, exc) from None
+            except nix.BuildFailed as exc:
+                where = [display_path(profiles[name].path) for name in missing]
+                exc.message = f"{', '.join(where)}: {exc.message}"
+                raise
+
         missing = [
             name
             for name in measured
             if any(not Path(path).exists() for path in contents[name].values())
         ]
-        if missing and no_build:
-            raise NotBuilt(
-                f"not built for {options.system}: {', '.join(missing)} "
-                "(run without --no-build, or `rpbuild image --profile NAME`)"
-            )
         if missing:
-            notify(f"building {', '.join(missing)} for {options.system}")
-            nix.build(
-                [f"{flake_ref}#packages.{options.system}.{name}" for name in missing],
-                options.nix,
-                on_log=on_log,
-            )
+            build_missing(missing)
         roots = sorted({path for name in measured for path in contents[name].values()})
-        infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
+        # A path on disk is not always a valid one (a failed or interrupted build can
+        # leave its output behind): nix names it, and its profiles are built after all.
+        for _ in measured:
+            try:
+                infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
+                break
+            except NixError as exc:
+                invalid = nix.invalid_path(exc)
+                stale = [n for n in measured if invalid in contents[n].values()]
+                if invalid is None or not stale:
+                    raise
+                build_missing(stale)
+        else:
+            infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
 
         # The loaded image's size, only from a load of exactly this definition.
         state, _ = load_state(project.state_dir / "state.json")

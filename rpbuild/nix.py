@@ -653,10 +653,18 @@ def input_name_for(url: str, opts: NixOptions | None = None) -> str | None:
         plain = url.removeprefix("path:").split("?")[0]
         if url == override or (bare and (plain == bare or plain.startswith(bare + "/"))):
             return name
-    for pattern in (_GITHUB, _GITLAB):
+        if _forge_repo(override) is not None and _forge_repo(override) == _forge_repo(url):
+            return name  # github:O/R given, https://api.github.com/repos/O/R/... failed
+    repo = _forge_repo(url)
+    return repo[2] if repo else None
+
+
+def _forge_repo(url: str) -> tuple[str, str, str] | None:
+    """(forge, owner, repo) of a GitHub or GitLab URL in any of the forms nix uses."""
+    for forge, pattern in (("github", _GITHUB), ("gitlab", _GITLAB)):
         m = pattern.match(url)
         if m:
-            return m.group("repo").lower()
+            return forge, m.group("owner").lower(), m.group("repo").lower()
     return None
 
 
@@ -712,6 +720,15 @@ def _build_log_from_text(lines: Sequence[str]) -> list[str]:
         for ln in lines
         if ln.strip().startswith(">")
     ]
+
+
+_INVALID_PATH = re.compile(r"path '(/[^']+)' is not valid")
+
+
+def invalid_path(exc: NixError) -> str | None:
+    """The store path nix refused as not valid (present on disk, unknown to its database)."""
+    m = _INVALID_PATH.search(f"{exc.message}\n{exc.stderr_tail or ''}")
+    return m.group(1) if m else None
 
 
 def classify_failure(
@@ -778,11 +795,13 @@ def classify_failure(
             )
         shown = _display_url(url)
         what = f"flake input '{name}' ({shown})" if name else f"flake input {shown}"
-        hint = (
-            f"no network? use a local copy: --override-input {name} path:/path/to/{name}"
-            if name
-            else "check the input's URL in flake.nix, or pass --override-input NAME path:..."
-        )
+        if _subcommand(argv).startswith("flake"):
+            # Updating the lock means asking the input's source; an override cannot help.
+            hint = f"updating the lock needs the network: run it where {shown} is reachable"
+        elif name:
+            hint = f"no network? use a local copy: --override-input {name} path:/path/to/{name}"
+        else:
+            hint = "check the input's URL in flake.nix, or pass --override-input NAME path:..."
         return FetchFailed(
             _one_line(f"cannot fetch {what}" + (f": {why}" if why else "")),
             input_name=name,
@@ -793,7 +812,23 @@ def classify_failure(
         )
 
     last = _last_error(lines) or f"exit code {returncode}"
+    where = _FIRST_POSITION.search(text)
+    if where is not None and where.group("file") == "flake.nix":
+        # An error in the (staged copy of the) rendered flake: name it by line.
+        return NixError(
+            _one_line(f"flake.nix:{where.group('line')}:{where.group('col')}: {last}"),
+            stderr_tail=tail,
+            hint="flake.nix is rendered from templates/flake.nix.j2: check a project's own "
+            "template, or run `rpbuild render`",
+            **common,
+        )
     return NixError(_one_line(f"nix {sub} failed: {last}"), stderr_tail=tail, **common)
+
+
+# Where nix says an evaluation error is; the first position is the error's own.
+_FIRST_POSITION = re.compile(
+    r"\bat /nix/store/[0-9a-z]{32}-source/(?P<file>[^:\s]+):(?P<line>\d+):(?P<col>\d+)"
+)
 
 
 def _fetch_failure(lines: Sequence[str], opts: NixOptions) -> tuple[str | None, str, str] | None:

@@ -359,6 +359,21 @@ def load_report_file(path: Path) -> SizeReport:
         raise SizesFileError(f"{path}: {exc.message}") from None
 
 
+def load_baseline(path: Path, system: str) -> SizeReport:
+    """The --compare report, which must measure the same system as this run.
+
+    Package paths and sizes differ between systems, so a cross-system diff would show
+    every package as changed.
+    """
+    old = load_report_file(path)
+    if old.system != system:
+        raise SizesFileError(
+            f"{path}: a report for {old.system}, this run measures {system} "
+            f"(add --system {old.system})"
+        )
+    return old
+
+
 def _profile_from_json(data: object, where: str) -> ProfileSize:
     obj = _object(data, where)
 

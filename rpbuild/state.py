@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import TEMPLATE_VERSION
+from rpbuild.errors import ProjectError
 from rpbuild.fsutil import atomic_write, read_cache, write_cache
 
 log = logging.getLogger("rpbuild.state")
@@ -58,15 +59,20 @@ def local_tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def local_path(url: str) -> Path | None:
+    """The directory a path-like flake reference names (path:DIR, /DIR, ./DIR), else None."""
+    if url.startswith("path:"):
+        return Path(url[len("path:") :].split("?", 1)[0])
+    if url.startswith(("/", "./", "../")):
+        return Path(url.split("?", 1)[0])
+    return None
+
+
 def override_identity(url: str) -> str:
     """What an --override-input URL stands for: local paths by their contents."""
-    local = None
-    if url.startswith("path:"):
-        local = url[len("path:") :].split("?", 1)[0]
-    elif url.startswith("/") or url.startswith("./") or url.startswith("../"):
-        local = url
-    if local is not None and Path(local).is_dir():
-        return f"{url}#{local_tree_digest(Path(local))}"
+    local = local_path(url)
+    if local is not None and local.is_dir():
+        return f"{url}#{local_tree_digest(local)}"
     return url
 
 
@@ -138,9 +144,15 @@ class State:
 
 
 def load_state(path: Path) -> tuple[State, str | None]:
-    """The state file, or an empty state and a warning saying why it was not usable."""
+    """The state file, or an empty state and a warning saying why it was not usable.
+
+    Something other than a file there is an error now: it would only fail when the
+    new state is saved, after the image was built and loaded.
+    """
     if not path.exists():
         return State(), None
+    if not path.is_file():
+        raise ProjectError(f"{path}: not a regular file; remove it (rpbuild keeps its state there)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
@@ -158,6 +170,10 @@ def save_state(path: Path, state: State) -> None:
 @contextlib.contextmanager
 def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Serialise rpbuild runs in one project; says so when it has to wait."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ProjectError(
+            f"{path.parent}: not a directory; remove or rename it (rpbuild keeps its state there)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

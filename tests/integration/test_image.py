@@ -258,7 +258,9 @@ def test_failed_build_shows_log_tail_and_nix_log_command(
     result = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project)
     assert result.returncode != 0
     [error] = _error_lines(result)
-    assert "rpbuild-test-failing" in error
+    assert error.startswith(
+        "rpbuild: error: profiles/minimal.toml: build of rpbuild-test-failing-1"
+    )
     assert "failing build line 30" in result.stderr
     assert "failing build line 5\n" not in result.stderr  # only the tail
     assert " log /nix/store/" in result.stderr and "rpbuild-test-failing-1.drv" in result.stderr
@@ -362,10 +364,22 @@ def test_tag_leaves_the_profiles_own_name_alone(rpbuild: RunCli, project: Path, 
         first = build(rpbuild, project)
         assert first["reference"] == f"{own}:minimal"
         add_to_profile(project, "minimal", '[image.env]\nCHANGED = "1"\n')
+        since = docker("system", "info", "--format", "{{.SystemTime}}").stdout.strip()
         tagged = build(rpbuild, project, "--tag", tag)
         assert tagged["image_id"] != first["image_id"]
         assert image_id(tag) == tagged["image_id"]
         assert image_id(f"{own}:minimal") == first["image_id"], "--tag moved the default name"
+        # Not even for a moment: the image is built under the asked name and loaded as
+        # such, so a concurrent run in another project never sees the default name move.
+        until = docker("system", "info", "--format", "{{.SystemTime}}").stdout.strip()
+        events = docker(
+            "events", "--since", since, "--until", until, "--filter", "type=image",
+            "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+        ).stdout  # fmt: skip
+        assert own not in events, events
+        assert docker("image", "inspect", "--format", "{{json .RepoTags}}", tag).stdout.strip() == (
+            json.dumps([tag])
+        )
         docker("image", "rm", f"{own}:minimal")
         build(rpbuild, project, "--tag", tag, "--force")
         assert image_id(f"{own}:minimal") is None, "--tag left the default name behind"
@@ -373,14 +387,98 @@ def test_tag_leaves_the_profiles_own_name_alone(rpbuild: RunCli, project: Path, 
         docker("image", "rm", "--force", f"{own}:minimal", check=False)
 
 
+@pytest.mark.parametrize("bad", ["me/BAD:x", "", ":x"])
 def test_a_bad_tag_is_refused_before_building(
-    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path]
+    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path], bad: str
 ) -> None:
+    """An empty --tag is an error, not the default name (it used to load rosenpass:minimal)."""
     env, log = nix_shim
-    result = rpbuild("image", "--tag", "me/BAD:x", *STANDIN_OVERRIDES, cwd=project, env=env)
+    result = rpbuild("image", "--tag", bad, *STANDIN_OVERRIDES, cwd=project, env=env)
     assert result.returncode == 2
     assert _error_lines(result) == [
-        "rpbuild: error: invalid image reference 'me/BAD:x' (lower-case NAME[:TAG], "
+        f"rpbuild: error: invalid image reference {bad!r} (lower-case NAME[:TAG], "
         "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
     ]
     assert nix_calls(log) == 0
+
+
+def test_a_lock_missing_an_input_is_refused_even_with_overrides(
+    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path], tag: str
+) -> None:
+    """With --override-input for the other input, nix would resolve nixpkgs unpinned."""
+    env, log = nix_shim
+    lock = project / "flake.lock"
+    data = json.loads(lock.read_text())
+    del data["nodes"][data["root"]]["inputs"]["nixpkgs"]
+    lock.write_text(json.dumps(data, indent=2) + "\n")
+    before = lock.read_bytes()
+    rosenpass_only = ["--override-input", "rosenpass", f"path:{STANDIN / 'rosenpass'}"]
+    result = rpbuild("image", "--tag", tag, *rosenpass_only, cwd=project, env=env)
+    assert result.returncode != 0
+    assert _error_lines(result) == [
+        f"rpbuild: error: {lock}: input 'nixpkgs' is not pinned; run `rpbuild lock update nixpkgs`"
+    ]
+    assert nix_calls(log) == 0 and lock.read_bytes() == before
+    lock.write_text("{not json")
+    result = rpbuild("sizes", *STANDIN_OVERRIDES, cwd=project, env=env)
+    assert _error_lines(result)[0].startswith(f"rpbuild: error: {lock}: not valid JSON")
+    assert nix_calls(log) == 0
+
+
+@pytest.mark.parametrize("spoil", ["state-dir", "rpbuild-file"])
+def test_unusable_state_paths_fail_before_building(
+    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path], tag: str, spoil: str
+) -> None:
+    """They used to fail only when saving the state, after the image was loaded."""
+    env, log = nix_shim
+    if spoil == "state-dir":
+        (project / ".rpbuild" / "state.json").mkdir(parents=True)
+        expected = f"{project / '.rpbuild' / 'state.json'}: not a regular file; remove it"
+    else:
+        (project / ".rpbuild").write_text("")
+        expected = f"{project / '.rpbuild'}: not a directory; remove or rename it"
+    result = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, cwd=project, env=env)
+    assert result.returncode != 0
+    [error] = _error_lines(result)
+    assert error.startswith(f"rpbuild: error: {expected}"), error
+    assert nix_calls(log) == 0 and image_id(tag) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--override-input", "nosuchinput", "path:/tmp"],
+            "--override-input nosuchinput: the flake has no input 'nosuchinput' "
+            "(its inputs: nixpkgs, rosenpass)",
+        ),
+        (["--override-input", "rosenpass", ""], "--override-input rosenpass: empty URL"),
+        (
+            ["--override-input", "", "path:/tmp"],
+            "--override-input: empty NAME (before 'path:/tmp')",
+        ),
+        (
+            ["--override-input", "rosenpass", "path:/nonexistent/rp"],
+            "--override-input rosenpass path:/nonexistent/rp: no such directory",
+        ),
+        (
+            ["--override-input", "rosenpass", "path:/etc"],
+            "--override-input rosenpass path:/etc: no flake.nix in /etc",
+        ),
+        (["--engine", "bogus"], "--engine bogus: unknown engine (known: docker, podman)"),
+    ],
+    ids=["unknown-input", "empty-url", "empty-name", "missing-dir", "no-flake", "engine"],
+)
+def test_bad_options_are_refused_before_nix_runs(
+    rpbuild: RunCli,
+    project: Path,
+    nix_shim: tuple[dict[str, str], Path],
+    tag: str,
+    args: list[str],
+    message: str,
+) -> None:
+    env, log = nix_shim
+    result = rpbuild("image", "--tag", tag, *args, *STANDIN_OVERRIDES, cwd=project, env=env)
+    assert result.returncode == 2, result.stderr
+    assert _error_lines(result) == [f"rpbuild: error: {message}"]
+    assert nix_calls(log) == 0 and image_id(tag) is None

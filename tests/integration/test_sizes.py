@@ -150,6 +150,18 @@ def test_compare_shows_an_added_package(rpbuild: RunCli, project: Path, tmp_path
     assert bad.stderr.startswith(f"rpbuild: error: {broken}: ")
     assert len(bad.stderr.splitlines()) == 1
 
+    # A report of another system would diff every package: refused, naming the fix.
+    other = tmp_path / "aarch64.json"
+    other.write_text(
+        old.read_text().replace('"system": "x86_64-linux"', '"system": "aarch64-linux"')
+    )
+    cross = rpbuild("sizes", "--compare", str(other), *STANDIN_OVERRIDES, cwd=project)
+    assert cross.returncode == 2
+    assert cross.stderr == (
+        f"rpbuild: error: {other}: a report for aarch64-linux, this run measures x86_64-linux "
+        "(add --system aarch64-linux)\n"
+    )
+
 
 def test_no_build_names_what_is_missing(rpbuild: RunCli, project: Path, tmp_path: Path) -> None:
     # A private copy of the stand-in with a different payload: its packages are not built yet.
@@ -179,3 +191,36 @@ def test_no_build_names_what_is_missing(rpbuild: RunCli, project: Path, tmp_path
     assert by_name(built)["minimal"]["closure_size"] > 0
     again = rpbuild("sizes", "--no-build", "--profile", "minimal", *overrides, cwd=project)
     assert again.returncode == 0, again.stderr
+
+
+def test_a_failed_builds_leftover_output_counts_as_not_built(
+    rpbuild: RunCli, project: Path
+) -> None:
+    """A failed build can leave its output directory behind, on disk but not valid."""
+    (project / "profiles" / "broken.toml").write_text(
+        'description = "fails"\nextends = "minimal"\n\n[image]\nname = "rpbuild-test-broken"\n\n'
+        '[[package]]\nname = "broken"\nattr = "rpbuildTestFailing"\ndescription = "d"\n'
+        'reason = "r"\nrequired = false\n'
+    )
+    failing = [
+        p for p in Path("/nix/store").glob("*-rpbuild-test-failing-1") if p.is_dir()
+    ]  # left by this or an earlier failed build, or made by the first run below
+    first = rpbuild("sizes", "--profile", "broken", *STANDIN_OVERRIDES, cwd=project)
+    assert first.returncode != 0
+    if not failing:
+        failing = list(Path("/nix/store").glob("*-rpbuild-test-failing-1"))
+    assert failing, "the stand-in's failing build leaves its output directory"
+    for args in ([], ["--no-build"]):
+        result = rpbuild("sizes", "--profile", "broken", *args, *STANDIN_OVERRIDES, cwd=project)
+        assert result.returncode != 0
+        errors = [line for line in result.stderr.splitlines() if "rpbuild: error:" in line]
+        assert len(errors) == 1, result.stderr
+        assert "is not valid" not in errors[0] and "Traceback" not in result.stderr
+        if args:
+            assert errors[0] == "rpbuild: error: not built for x86_64-linux: broken " + (
+                "(run without --no-build, or `rpbuild image --profile NAME`)"
+            )
+        else:
+            assert errors[0].startswith(  # the build failure, naming the profile file
+                "rpbuild: error: profiles/broken.toml: build of rpbuild-test-failing-1 failed"
+            )

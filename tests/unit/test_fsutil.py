@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rpbuild.fsutil import read_cache, write_cache, write_if_changed
+import pytest
+
+from rpbuild.fsutil import atomic_write, read_cache, write_cache, write_if_changed
 
 
 def test_write_if_changed_leaves_an_identical_file_alone(tmp_path: Path) -> None:
@@ -28,3 +30,12 @@ def test_a_cache_answers_only_its_own_key(tmp_path: Path) -> None:
     assert read_cache(cache, "other") is None
     cache.write_text("{truncated")
     assert read_cache(cache, "k") is None  # corrupt: a miss
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "flake.nix"
+    target.mkdir()  # a directory where the file should go
+    with pytest.raises(OSError) as info:
+        atomic_write(target, "x")
+    assert info.value.filename == str(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["flake.nix"]  # no temporary file left

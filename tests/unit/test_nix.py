@@ -454,6 +454,16 @@ def test_classify_fetch_failure_names_the_input(
     assert err.hint is not None and f"--override-input {input_name} path:" in err.hint
 
 
+def test_a_lock_update_that_cannot_fetch_does_not_suggest_an_override() -> None:
+    """`rpbuild lock update` has no --override-input: the hint says what it needs."""
+    argv = nix.lock_update_argv(Path("/p"), ["nixpkgs"], V28, OFFLINE)
+    err = nix.classify_failure(sample("stderr-fetch-unlocked.txt"), argv, 1, OFFLINE)
+    assert isinstance(err, nix.FetchFailed) and err.input_name == "nixpkgs"
+    assert err.hint == (
+        "updating the lock needs the network: run it where github:NixOS/nixpkgs is reachable"
+    )
+
+
 def test_classify_fetch_failure_reason() -> None:
     err = nix.classify_failure(sample("stderr-fetch-locked.txt"), EVAL_ARGV, 1)
     assert err.message.endswith("Couldn't resolve host name (6)")
@@ -490,10 +500,19 @@ def test_classify_lock_mismatch() -> None:
     assert isinstance(nix.classify_failure(other, EVAL_ARGV, 1), nix.LockMismatch)
 
 
+def test_an_error_in_the_rendered_flake_is_named_by_line() -> None:
+    err = nix.classify_failure(sample("stderr-syntax-error.txt"), BUILD_ARGV, 1)
+    assert err.message == "flake.nix:3:12: syntax error, unexpected ';'"
+    inputs = "error: boom\n\n       at /nix/store/" + "a" * 32 + "-source/pkgs/x.nix:1:2:\n"
+    assert nix.classify_failure(inputs, BUILD_ARGV, 1).message == "nix build failed: boom"
+
+
 def test_classify_generic_takes_the_last_error_line() -> None:
     err = nix.classify_failure(sample("stderr-eval-generic.txt"), EVAL_ARGV, 1)
     assert type(err) is NixError
-    assert err.message == "nix eval failed: attribute 'x86_64-darwin' missing"
+    # The error is in the flake being evaluated (rpbuild's staged flake.nix): by line.
+    assert err.message == "flake.nix:20:18: attribute 'x86_64-darwin' missing"
+    assert err.hint is not None and "templates/flake.nix.j2" in err.hint
     assert "--show-trace" not in err.stderr_tail and "is dirty" not in err.stderr_tail
     nested = "error:\n       … while evaluating x\n\n       error: infinite recursion encountered\n"
     assert nix.classify_failure(nested, EVAL_ARGV, 1).message.endswith(
@@ -533,6 +552,15 @@ def test_input_name_for_prefers_overrides() -> None:
     assert nix.input_name_for("/src/rosenpass", opts) == "rp"
     assert nix.input_name_for("path:/src/rosenpass", opts) == "rp"
     assert nix.input_name_for("/src/other", opts) is None
+
+
+def test_a_forge_override_names_its_input_not_its_repository() -> None:
+    """nix reports github:foo/bar as an API URL; the input is rosenpass, not 'bar'."""
+    opts = nix.NixOptions(overrides=(("rosenpass", "github:foo/bar"),))
+    url = "https://api.github.com/repos/foo/bar/commits/HEAD"
+    assert nix.input_name_for(url, opts) == "rosenpass"
+    assert nix.input_name_for("https://github.com/Foo/bar.git", opts) == "rosenpass"
+    assert nix.input_name_for("https://github.com/foo/other", opts) == "other"
 
 
 def test_profile_error_message_unknown_kind() -> None:

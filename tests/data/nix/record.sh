@@ -48,6 +48,9 @@ eval "$nix eval --json --no-update-lock-file --override-input rosenpass path:/no
 eval "$nix flake metadata --json --no-update-lock-file path:." >"$here/flake-metadata.json"
 sed -i "s#outputs = #inputs.extra.url = \"path:$work/demo\";\n  outputs = #" flake.nix
 eval "$nix eval --json --no-update-lock-file path:.#n" 2>"$here/stderr-lock-mismatch.txt"
+mkdir -p "$work/syntax"
+printf '{\n  outputs = { self }: {\n    x = 1 +;\n  };\n}\n' > "$work/syntax/flake.nix"
+eval "$nix eval path:$work/syntax#x" 2>"$here/stderr-syntax-error.txt"
 # Temporary directories differ between runs; keep the samples stable.
 sed -i "s#$work#/tmp/rpbuild-record#g" "$here"/*.log "$here"/*.txt "$here"/flake-metadata.json
 # The 2.19 and 2.33 (--json-format 2) path-info shapes cannot be recorded with nix 2.8:
