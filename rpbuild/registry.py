@@ -25,19 +25,56 @@ from typing import Any
 from rpbuild import process
 from rpbuild.build import is_stream_script
 from rpbuild.errors import CommandError, RpbuildError, ToolMissing
-from rpbuild.profiles import IMAGE_NAME_RE, TAG_RE
+from rpbuild.profiles import TAG_RE
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-_NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|no such", re.IGNORECASE)
-# A profile's image name (IMAGE_NAME_RE), optionally behind a registry host[:port].
-_REPO_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?" + IMAGE_NAME_RE.pattern.removeprefix("^")
+#: The longest tag and the longest repository name (host included) the distribution spec allows.
+TAG_MAX = 128
+NAME_MAX = 255
+# What a registry answers when the tag, or the whole repository, is not there yet. Only
+# the answer to reading the manifest counts: "no such host" or a proxy's "not found"
+# while pinging the registry mean it was not reached at all.
+_NOT_FOUND = re.compile(
+    r"reading manifest \S+ in \S+: (?:manifest unknown|name unknown|not found|StatusCode: 404\b)",
+    re.IGNORECASE,
 )
-_HINT = (
-    "is the registry running, and are you logged in (`skopeo login`)? "
-    "use --no-tls-verify for a plain-HTTP registry"
+# Why a registry could not be asked, most specific first; each with what to do about it.
+_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"server gave HTTP response to HTTPS client", re.IGNORECASE),
+        "the registry speaks plain HTTP: use --no-tls-verify",
+    ),
+    (
+        re.compile(r"x509:|\btls:", re.IGNORECASE),
+        "the registry's TLS certificate is not trusted: install its CA certificate, "
+        "or use --no-tls-verify",
+    ),
+    (
+        re.compile(
+            r"unauthorized|authentication required|\bdenied\b|invalid username/password",
+            re.IGNORECASE,
+        ),
+        "log in to the registry with `skopeo login HOST`, with a user that may push there",
+    ),
+    (
+        re.compile(r"no such host|server misbehaving|lookup \S+ on ", re.IGNORECASE),
+        "the registry's host name in --push does not resolve; check it",
+    ),
+    (
+        re.compile(
+            r"pinging container registry|dial tcp|connection refused|connection reset|"
+            r"no route to host|network is unreachable|i/o timeout|\bEOF\b",
+            re.IGNORECASE,
+        ),
+        "is the registry running, at that host and port?",
+    ),
 )
+# A registry host: DNS labels (or an IPv4 address), optionally with a port.
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]+))?$")
+# One component of a repository path (the OCI distribution spec's rule).
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
 class RegistryError(CommandError):
@@ -49,23 +86,70 @@ class ArchiveError(RpbuildError):
 
 
 def check_repository(repo: str) -> str:
-    """REGISTRY/REPO without tag or digest; the tag comes from the release version."""
-    if "@" in repo or ":" in repo.rsplit("/", 1)[-1]:
-        raise RpbuildError(f"--push {repo}: give the repository without a tag or digest")
-    if not _REPO_RE.match(repo):
+    """REGISTRY/REPO without tag or digest; the tag comes from the release version.
+
+    Checked as the distribution spec (and skopeo) read it, so that a repository skopeo
+    would refuse is refused before anything is built: the first component is a registry
+    host when it has a '.' or ':' or is 'localhost'; every other component is lower case.
+    """
+    where = f"--push {repo}"
+    if "://" in repo:
         raise RpbuildError(
-            f"--push {repo}: not a repository like registry.example.org/user/rosenpass "
-            "(lower case, no scheme)"
+            f"{where}: give the repository without a scheme (no http:// or https://)"
         )
+    if "@" in repo or ":" in repo.rsplit("/", 1)[-1]:
+        raise RpbuildError(f"{where}: give the repository without a tag or digest")
+    first, _, rest = repo.partition("/")
+    components = repo.split("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        _check_host(first, where)
+        components = rest.split("/")
+    for component in components:
+        if _COMPONENT_RE.match(component):
+            continue
+        if not component:
+            raise RpbuildError(f"{where}: an empty path component ('//', or '/' at an end)")
+        if _COMPONENT_RE.match(component.lower()):
+            raise RpbuildError(
+                f"{where}: '{component}' must be lower case (only a registry host, "
+                "the part before the first '/' with a '.' or ':', may have capitals)"
+            )
+        raise RpbuildError(
+            f"{where}: '{component}' is not a repository name component (lower-case letters "
+            "and digits, separated by '.', '_', '__' or '-'); e.g. ghcr.io/user/rosenpass"
+        )
+    if len(repo) > NAME_MAX:
+        raise RpbuildError(f"{where}: longer than {NAME_MAX} characters")
     return repo
+
+
+def _check_host(host: str, where: str) -> None:
+    match = _HOST_RE.match(host)
+    if match is None:
+        raise RpbuildError(f"{where}: '{host}' is not a registry host[:port]")
+    port = match["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise RpbuildError(f"{where}: port {port} is not a TCP port (1-65535)")
 
 
 def check_tag(tag: str) -> str:
     if not TAG_RE.match(tag):
         raise RpbuildError(
-            f"'{tag}' is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"
+            f"'{tag}' is not a valid image tag (letters, digits, '_', '.', '-'; at most {TAG_MAX})"
         )
     return tag
+
+
+def failure_hint(message: str) -> str | None:
+    """What to do about a registry that could not be asked; None when skopeo failed
+    for another reason (an invalid reference, a full disk), where a hint would mislead."""
+    return next((hint for pattern, hint in _FAILURES if pattern.search(message)), None)
+
+
+def require_skopeo() -> None:
+    """Before anything is built: a release that pushes needs skopeo."""
+    if process.which("skopeo") is None:
+        raise ToolMissing("skopeo is not installed; --push needs it", hint=SKOPEO_HINT)
 
 
 @dataclass(frozen=True)
@@ -153,6 +237,7 @@ def _is_script(path: Path) -> bool:
 
 
 _LOGRUS_MSG = re.compile(r'level=(?:fatal|error) msg="((?:[^"\\]|\\.)*)"')
+_PARSING_PREFIX = re.compile(r'^Error parsing image name "[^"]*": ')
 
 
 def skopeo_message(stderr: str) -> str:
@@ -161,9 +246,9 @@ def skopeo_message(stderr: str) -> str:
     if not lines:
         return ""
     m = _LOGRUS_MSG.search(lines[-1])
-    if m is None:
-        return lines[-1]
-    return m.group(1).replace('\\"', '"').replace("\\\\", "\\")
+    text = lines[-1] if m is None else m.group(1).replace('\\"', '"').replace("\\\\", "\\")
+    # skopeo 1.9 puts every failure to reach a registry behind this, parsing or not.
+    return _PARSING_PREFIX.sub("", text, count=1)
 
 
 def _skopeo(args: Sequence[str], *, what: str, check: bool = True) -> process.Result:
@@ -171,12 +256,13 @@ def _skopeo(args: Sequence[str], *, what: str, check: bool = True) -> process.Re
         raise ToolMissing("skopeo is not installed", hint=SKOPEO_HINT)
     result = process.run(["skopeo", *args], what=what, error=RegistryError, check=False)
     if check and result.returncode != 0:
+        message = skopeo_message(result.stderr) or f"exit {result.returncode}"
         raise RegistryError(
-            f"{what} failed: {skopeo_message(result.stderr) or f'exit {result.returncode}'}",
+            f"{what} failed: {message}",
             argv=result.argv,
             returncode=result.returncode,
             stderr_tail=result.stderr_tail(),
-            hint=_HINT,
+            hint=failure_hint(message),
         )
     return result
 
@@ -241,7 +327,9 @@ def raw_manifest(reference: str, *, tls_verify: bool = True) -> str:
 
 
 def exists(reference: str, *, tls_verify: bool = True) -> bool:
-    """Whether the registry has the tag; any other failure (auth, network) is raised."""
+    """Whether the registry has the tag. Only the registry's own "not there" answer
+    counts as no: a registry that cannot be reached, trusted or logged in to is
+    raised, so that a release is refused before it builds anything it cannot push."""
     result = _skopeo(
         ["inspect", "--raw", _tls("tls-verify", tls_verify), f"docker://{reference}"],
         what=f"skopeo inspect {reference}",
@@ -249,14 +337,15 @@ def exists(reference: str, *, tls_verify: bool = True) -> bool:
     )
     if result.returncode == 0:
         return True
-    if _NOT_FOUND.search(result.stderr):
+    message = skopeo_message(result.stderr) or f"skopeo exited with {result.returncode}"
+    if failure_hint(message) is None and _NOT_FOUND.search(message):
         return False
     raise RegistryError(
-        f"cannot ask the registry for {reference}: {skopeo_message(result.stderr)}",
+        f"cannot ask the registry for {reference}: {message}",
         argv=result.argv,
         returncode=result.returncode,
         stderr_tail=result.stderr_tail(),
-        hint=_HINT,
+        hint=failure_hint(message),
     )
 
 

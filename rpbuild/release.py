@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import re
 import shutil
 import tempfile
 import time
@@ -51,6 +51,9 @@ SNAPSHOT_SUFFIX = "-SNAPSHOT"
 DEFAULT_PROFILE = "minimal"
 #: OCI architecture of each nix system; also the suffix of per-architecture tags.
 ARCH = {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}
+# The distribution spec's tag grammar, character by character, to say what is wrong.
+_TAG_START = re.compile(r"[A-Za-z0-9_]")
+_TAG_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 _NONDETERMINISTIC = ("may not be deterministic", "not deterministic", "differs from")
 
 
@@ -82,6 +85,50 @@ def arch_tag(version: str, profile: str, system: str, *, snapshot: bool) -> str:
     """The tag of one architecture's image under a manifest list."""
     suffix = SNAPSHOT_SUFFIX if snapshot else ""
     return f"{version}-{profile}-{ARCH[system]}{suffix}"
+
+
+def release_tags(
+    version: str, profile: str, systems: Sequence[str], *, snapshot: bool
+) -> list[str]:
+    """Every tag a release pushes for one profile: with several systems, each
+    architecture's image has a tag of its own besides the manifest list's."""
+    tags = tags_for(version, profile, snapshot=snapshot)
+    if len(systems) > 1:
+        tags += [arch_tag(version, profile, s, snapshot=snapshot) for s in systems]
+    return tags
+
+
+def check_tags(
+    version: str, profiles: Sequence[str], systems: Sequence[str], *, snapshot: bool
+) -> None:
+    """Every tag the release would push, checked before anything is built: skopeo
+    refuses an invalid one only when it comes to it, after earlier profiles were pushed.
+
+    The version is the part a user chooses, so a tag it spoils names --version.
+    """
+    if not version:
+        raise RpbuildError("--version: must not be empty")
+    if not _TAG_START.match(version):
+        raise RpbuildError(
+            f"--version {version!r}: an image tag starts with a letter, a digit or '_'"
+        )
+    bad = next((c for c in version if not _TAG_CHAR.match(c)), None)
+    if bad is not None:
+        raise RpbuildError(
+            f"--version {version!r}: {bad!r} is not allowed in an image tag "
+            "(letters, digits, '_', '.', '-')"
+        )
+    tags = [t for p in profiles for t in release_tags(version, p, systems, snapshot=snapshot)]
+    longest = max(tags, key=len, default=version)
+    suffix = len(longest) - len(version)
+    if len(longest) > registry.TAG_MAX and suffix < registry.TAG_MAX:
+        raise RpbuildError(
+            f"--version {version!r}: too long: the tag '{longest}' would have "
+            f"{len(longest)} characters, at most {registry.TAG_MAX} "
+            f"(a version of up to {registry.TAG_MAX - suffix} characters fits every tag)"
+        )
+    for tag in tags:
+        registry.check_tag(tag)
 
 
 # -- options and results ----------------------------------------------------------
@@ -267,10 +314,9 @@ def check_lock_unchanged(project: Project, before: bytes) -> None:
 
 
 def check_report_dir(report: Path | None) -> None:
-    """Before anything is built: the report directory must be new, and creatable.
-
-    Nothing is created here; write_report makes the missing parents at the end.
-    """
+    """Before anything is asked of git or a registry: the report directory must be new,
+    and not below a file. Nothing is created here; StagedReport proves the rest by
+    creating the directory under its temporary name before anything is built."""
     if report is None:
         return
     if report.exists() or report.is_symlink():
@@ -280,30 +326,22 @@ def check_report_dir(report: Path | None) -> None:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise RpbuildError(f"--report {report}: {ancestor} is not a directory")
-    if ancestor == report.parent:
-        # The parent exists: prove the report can be made in it, leaving nothing behind.
-        try:
-            Path(tempfile.mkdtemp(prefix=f"{report.name}.tmp-", dir=ancestor)).rmdir()
-        except OSError as exc:
-            raise RpbuildError(
-                f"--report {report}: cannot write in {ancestor}: {exc.strerror}"
-            ) from None
-    elif not os.access(ancestor, os.W_OK | os.X_OK):
-        raise RpbuildError(f"--report {report}: cannot create directories in {ancestor}")
 
 
-def _check_tags_free(options: ReleaseOptions, profiles: Sequence[str]) -> None:
-    """A release never moves a published tag; snapshots may."""
-    if options.push is None or options.snapshot:
+def _check_registry(options: ReleaseOptions, profiles: Sequence[str]) -> None:
+    """Before anything is built: the registry answers, and a release never moves a
+    published tag (snapshots may). A registry that cannot be reached, trusted or logged
+    in to is refused here, not after the build."""
+    if options.push is None:
         return
     systems = _systems(options)
     for profile in profiles:
-        tags = tags_for(options.version, profile, snapshot=False)
-        if len(systems) > 1:
-            tags += [arch_tag(options.version, profile, s, snapshot=False) for s in systems]
-        for tag in tags:
+        for tag in release_tags(options.version, profile, systems, snapshot=options.snapshot):
             ref = registry.docker_ref(options.push, tag)
-            if registry.exists(ref, tls_verify=options.tls_verify):
+            found = registry.exists(ref, tls_verify=options.tls_verify)
+            if options.snapshot:
+                return  # the registry answered; a snapshot may move its tags
+            if found:
                 raise ReleaseRefused(
                     f"{ref}: already in the registry; a release never overwrites a tag "
                     "(choose a new --version, or use --snapshot)"
@@ -327,18 +365,17 @@ def check_overrides(options: ReleaseOptions) -> None:
 
 
 def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]) -> None:
-    if not options.version:
-        raise RpbuildError("--version must not be empty")
+    """The options on their own, before anything is asked of git, a registry or nix."""
     check_overrides(options)
     if options.push is not None:
         registry.check_repository(options.push)
-    for system in _systems(options):
+        registry.require_skopeo()
+    systems = _systems(options)
+    for system in systems:
         check_system(project, system)
         if system not in ARCH:
             raise RpbuildError(f"no OCI architecture known for system '{system}'")
-    for profile in profiles:
-        for tag in tags_for(options.version, profile, snapshot=options.snapshot):
-            registry.check_tag(tag)
+    check_tags(options.version, profiles, systems, snapshot=options.snapshot)
 
 
 # -- building and verifying ---------------------------------------------------------
@@ -583,15 +620,50 @@ def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool)
     return best[1] if best else None
 
 
+_MISSING = object()
+
+
+def _json_kind(value: object) -> str:
+    """How a wrong JSON value is named in a message: its type, not its (maybe long) text."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is _MISSING:
+        return "nothing (the key is missing)"
+    if value is None:
+        return "null"
+    return next((k for t, k in kinds.items() if isinstance(value, t)), "a number")
+
+
 def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeReport]]:
+    """The previous report's release.json and size reports, read before anything is
+    built; a report of another shape is refused naming the file and the key at fault."""
     path = previous / RELEASE_JSON
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RpbuildError(f"{path}: unreadable release report: {exc}") from None
-    reports = {}
-    for system, name in (data.get("sizes") or {}).items():
-        reports[str(system)] = sz.load_report_file(previous / str(name))
+
+    def wrong(where: str, expected: str, value: object) -> RpbuildError:
+        return RpbuildError(
+            f"{path}: {where}: expected {expected}, got {_json_kind(value)}; "
+            "not a release report rpbuild wrote"
+        )
+
+    if not isinstance(data, dict):
+        raise wrong("(top level)", "an object", data)
+    files = data.get("sizes", _MISSING)
+    if not isinstance(files, dict):
+        raise wrong("sizes", "an object of system: file name", files)
+    for system, name in files.items():
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise wrong(f"sizes.{system}", "a file name in the report directory", name)
+    if not isinstance(data.get("version"), str):
+        raise wrong("version", "a string", data.get("version", _MISSING))
+    if data.get("format") != REPORT_FORMAT:
+        raise RpbuildError(
+            f"{path}: format: {data.get('format')!r}, not {REPORT_FORMAT!r}; "
+            "not a release report this rpbuild wrote"
+        )
+    reports = {system: sz.load_report_file(previous / name) for system, name in files.items()}
     return data, reports
 
 
@@ -677,25 +749,89 @@ def render_summary(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+class StagedReport:
+    """The report directory under a temporary name next to it (DIR.tmp-XXXX), renamed
+    to DIR by commit(): it exists whole or not at all.
+
+    It is created before anything is built, so that a location that cannot be written
+    (a read-only or virtual file system, which os.access cannot tell for root) refuses
+    the release instead of failing after the push and burning the version. Leaving the
+    `with` block without commit() removes it and the parents it made.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._made: list[Path] = []  # parents this made, outermost first
+        missing = []
+        parent = directory.parent
+        while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
+            missing.append(parent)
+            parent = parent.parent
+        try:
+            for path in reversed(missing):
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    if not path.is_dir():
+                        raise
+                    continue
+                self._made.append(path)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+        except OSError as exc:
+            self._remove_parents()
+            failed = exc.filename if exc.filename in {str(p) for p in missing} else "it"
+            raise RpbuildError(
+                f"--report {directory}: cannot create {failed}: {exc.strerror}"
+            ) from None
+        self._committed = False
+
+    def __enter__(self) -> StagedReport:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self._committed:
+            self.discard()
+
+    def write(self, name: str, text: str) -> None:
+        try:
+            (self.tmp / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise RpbuildError(
+                f"--report {self.directory}: cannot write {name}: {exc.strerror}"
+            ) from None
+
+    def commit(self) -> None:
+        """Rename the complete report into place; never over an existing one."""
+        try:
+            self.tmp.chmod(0o755)
+            if self.directory.exists() or self.directory.is_symlink():
+                raise ReleaseRefused(
+                    f"{self.directory}: appeared during the release; not overwritten"
+                )
+            self.tmp.rename(self.directory)
+        except OSError as exc:
+            raise RpbuildError(
+                f"--report {self.directory}: cannot write it: {exc.strerror}"
+            ) from None
+        self._committed = True
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._remove_parents()
+
+    def _remove_parents(self) -> None:
+        for path in reversed(self._made):
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty: someone else may have put something there
+        self._made = []
+
+
 def write_report(directory: Path, files: Mapping[str, str]) -> None:
     """Write every file into DIR.tmp-XXXX, then rename it to DIR: all or nothing."""
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
-    except OSError as exc:
-        raise RpbuildError(f"--report {directory}: cannot create it: {exc.strerror}") from None
-    try:
+    with StagedReport(directory) as staged:
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        tmp.chmod(0o755)
-        if directory.exists():
-            raise ReleaseRefused(f"{directory}: appeared during the release; not overwritten")
-        tmp.rename(directory)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise RpbuildError(f"--report {directory}: cannot write it: {exc.strerror}") from None
-        raise
+            staged.write(name, text)
+        staged.commit()
 
 
 # -- release ------------------------------------------------------------------------
@@ -722,66 +858,83 @@ def release(
     pinned = check_pinned(project, snapshot=options.snapshot)
     previous = find_previous(options.report, options.previous, snapshot=options.snapshot)
     previous_data, previous_sizes = _previous_sizes(previous) if previous else ({}, {})
-    _check_tags_free(options, profiles)
+    _check_registry(options, profiles)
 
-    sizes: dict[str, sz.SizeReport] = {}
-    for system in systems:
-        notify(f"measuring sizes for {system}")
-        sizes[system] = size_report(
-            project,
-            profiles,
-            BuildOptions(system=system, nix=options.nix),
-            notify=notify,
-            on_log=on_log,
-        )
-    targets = [(profile, system) for profile in profiles for system in systems]
-    with tempfile.TemporaryDirectory(prefix="rpbuild-release-") as tmp:
-        _, images = build_and_verify(
-            project, targets, options.nix, Path(tmp), notify=notify, on_log=on_log
-        )
-        check_lock_unchanged(project, pinned.lock_bytes)
-        failed = [i for i in images if not (i.verification and i.verification.reproducible)]
-        if failed and not options.snapshot:
-            first = failed[0].verification
-            raise NotReproducible(
-                f"{failed[0].profile} ({failed[0].system}) is not reproducible: "
-                f"{first.reason if first else '?'}; nothing was pushed",
-                hint="a --snapshot release pushes it anyway and records it in the report",
-            )
-        pushed = _push(images, options, notify) if options.push else []
-
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "version": options.version,
-        "snapshot": options.snapshot,
-        "released_at": now_utc(),
-        "repository": options.push,
-        "git": {"commit": pinned.commit, "clean": pinned.clean, "changes": list(pinned.changes)},
-        "rpbuild_version": __version__,
-        "nix_version": str(nix.nix_version()),
-        "inputs": _inputs(pinned.lock_bytes, options.nix.overrides),
-        "profiles": profiles,
-        "systems": systems,
-        "images": [image.as_dict() for image in images],
-        "tags": [tag.as_dict() for tag in pushed],
-        "verified": not failed,
-        "sizes": {system: f"sizes-{system}.json" for system in systems},
-        "previous": (
-            {"version": previous_data.get("version"), "report": str(previous)} if previous else None
-        ),
-    }
-    diffs = {
-        system: sz.compare(previous_sizes[system], sizes[system])
-        if system in previous_sizes
-        else None
-        for system in systems
-    }
-    summary = render_summary(report, sizes, diffs)
-    if options.report is not None:
-        files = {RELEASE_JSON: json.dumps(report, indent=2) + "\n", SUMMARY_MD: summary}
+    with contextlib.ExitStack() as stack:
+        # Made now, before anything is built: a report that cannot be written refuses
+        # the release here instead of after the push.
+        staged = stack.enter_context(StagedReport(options.report)) if options.report else None
+        sizes: dict[str, sz.SizeReport] = {}
         for system in systems:
-            files[f"sizes-{system}.json"] = json.dumps(sz.to_json(sizes[system]), indent=2) + "\n"
-        write_report(options.report, files)
+            notify(f"measuring sizes for {system}")
+            sizes[system] = size_report(
+                project,
+                profiles,
+                BuildOptions(system=system, nix=options.nix),
+                notify=notify,
+                on_log=on_log,
+            )
+            if staged is not None:
+                text = json.dumps(sz.to_json(sizes[system]), indent=2) + "\n"
+                staged.write(f"sizes-{system}.json", text)
+        diffs = {
+            system: sz.compare(previous_sizes[system], sizes[system])
+            if system in previous_sizes
+            else None
+            for system in systems
+        }
+        # Everything the report needs that does not depend on the push, asked before it.
+        report: dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "version": options.version,
+            "snapshot": options.snapshot,
+            "released_at": None,
+            "repository": options.push,
+            "git": {
+                "commit": pinned.commit,
+                "clean": pinned.clean,
+                "changes": list(pinned.changes),
+            },
+            "rpbuild_version": __version__,
+            "nix_version": str(nix.nix_version()),
+            "inputs": _inputs(pinned.lock_bytes, options.nix.overrides),
+            "profiles": profiles,
+            "systems": systems,
+            "images": [],
+            "tags": [],
+            "verified": False,
+            "sizes": {system: f"sizes-{system}.json" for system in systems},
+            "previous": (
+                {"version": previous_data.get("version"), "report": str(previous)}
+                if previous
+                else None
+            ),
+        }
+        targets = [(profile, system) for profile in profiles for system in systems]
+        with tempfile.TemporaryDirectory(prefix="rpbuild-release-") as tmp:
+            _, images = build_and_verify(
+                project, targets, options.nix, Path(tmp), notify=notify, on_log=on_log
+            )
+            check_lock_unchanged(project, pinned.lock_bytes)
+            failed = [i for i in images if not (i.verification and i.verification.reproducible)]
+            if failed and not options.snapshot:
+                first = failed[0].verification
+                raise NotReproducible(
+                    f"{failed[0].profile} ({failed[0].system}) is not reproducible: "
+                    f"{first.reason if first else '?'}; nothing was pushed",
+                    hint="a --snapshot release pushes it anyway and records it in the report",
+                )
+            pushed = _push(images, options, notify) if options.push else []
+
+        report["released_at"] = now_utc()
+        report["images"] = [image.as_dict() for image in images]
+        report["tags"] = [tag.as_dict() for tag in pushed]
+        report["verified"] = not failed
+        summary = render_summary(report, sizes, diffs)
+        if staged is not None:
+            staged.write(RELEASE_JSON, json.dumps(report, indent=2) + "\n")
+            staged.write(SUMMARY_MD, summary)
+            staged.commit()
     return ReleaseResult(
         report=report, summary=summary, report_dir=options.report, verified=not failed
     )

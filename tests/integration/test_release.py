@@ -9,6 +9,7 @@ one registry, so "nothing was pushed" is checked by the registry's catalog.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,17 +63,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """docker-registry serving plain HTTP on 127.0.0.1, storage in a temp dir."""
-    root = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def _serve(root: Path, extra_config: str = "") -> Iterator[Registry]:
+    """docker-registry serving plain HTTP on 127.0.0.1, storage in root."""
     port = _free_port()
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + extra_config
     )
     log = (root / "registry.log").open("wb")
     proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log)
@@ -81,8 +81,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                reg.catalog()
-                break
+                with urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=10):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers, if only with 401
             except (urllib.error.URLError, ConnectionError):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(
@@ -98,6 +100,27 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """docker-registry serving plain HTTP on 127.0.0.1, storage in a temp dir."""
+    with _serve(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+# A bcrypt entry (user "u", password "p"): the tests never log in, they are refused.
+HTPASSWD = "u:$2b$12$AJYsg6yWOWNGkTUiUxkAQuMVDlBuJKzveZZ8IXujjRSNnJRjPb/F2\n"
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry that wants a login (htpasswd), as ghcr.io does for a push."""
+    root = tmp_path_factory.mktemp("auth-registry")
+    (root / "htpasswd").write_text(HTPASSWD)
+    auth = f"auth:\n  htpasswd:\n    realm: rpbuild-tests\n    path: {root / 'htpasswd'}\n"
+    with _serve(root, auth) as reg:
+        yield reg
 
 
 def skopeo(*args: str) -> str:
@@ -403,6 +426,166 @@ def test_report_under_a_file_is_refused_before_any_build(
     )
     assert "Traceback" not in done.stderr
     assert "building" not in done.stderr and "measuring" not in done.stderr
+
+
+def refused_up_front(done: Any, registry: Registry, name: str, report: Path) -> str:
+    """A release refused before anything was built or pushed: its one error line."""
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "building" not in done.stderr and "measuring" not in done.stderr
+    assert not any(r.startswith(f"{name}/") for r in registry.catalog())
+    assert not report.exists()
+    assert [p.name for p in report.parent.iterdir() if ".tmp-" in p.name] == []
+    return one_error_line(done.stderr)
+
+
+def test_a_version_too_long_for_the_per_arch_tags_is_refused_naming_it(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    """The per-architecture tags are 6+ characters longer than the ones checked before:
+    skopeo refused the first of them with "invalid reference format", after the profiles
+    before it were pushed."""
+    version = "1." + "0" * 108  # 110: fits "-with-wireguard", not "-with-wireguard-arm64"
+    push = f"{registry.host}/longtag/rosenpass"
+    done = release(
+        rpbuild, repo, "--version", version, "--system", "x86_64-linux",
+        "--system", "aarch64-linux", "--push", push, "--no-tls-verify",
+        "--report", str(tmp_path / "report"),
+    )  # fmt: skip
+    line = refused_up_front(done, registry, "longtag", tmp_path / "report")
+    assert line.startswith(f"rpbuild: error: --version '{version}': too long: the tag ")
+    assert done.returncode == 2
+
+
+def test_a_version_that_is_no_tag_is_refused_naming_it(
+    repo: Path, rpbuild: RunCli, tmp_path: Path
+) -> None:
+    done = release(rpbuild, repo, "--version", "1.2.0 foo", "--report", str(tmp_path / "r"))
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == (
+        "rpbuild: error: --version '1.2.0 foo': ' ' is not allowed in an image tag "
+        "(letters, digits, '_', '.', '-')"
+    )
+    assert "building" not in done.stderr and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("push", "reason"),
+    [
+        ("UPPER/rosenpass", "--push UPPER/rosenpass: 'UPPER' must be lower case"),
+        ("127.0.0.1:99999/x", "--push 127.0.0.1:99999/x: port 99999 is not a TCP port (1-65535)"),
+    ],
+    ids=["upper", "port"],
+)
+def test_a_repository_skopeo_would_refuse_is_refused_before_anything_is_built(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path, push: str, reason: str
+) -> None:
+    """Both passed the check, and skopeo failed after the build with a misleading hint."""
+    done = release(rpbuild, repo, "--version", "1.0.0", "--push", push, "--no-tls-verify",
+                   "--report", str(tmp_path / "r"))  # fmt: skip
+    line = refused_up_front(done, registry, push.split("/")[0], tmp_path / "r")
+    assert line.startswith(f"rpbuild: error: {reason}")
+    assert "rpbuild: hint:" not in done.stderr
+
+
+@pytest.mark.parametrize("snapshot", [False, True], ids=["release", "snapshot"])
+@pytest.mark.parametrize(
+    "case",
+    ["dns", "refused", "https-to-http", "login"],
+)
+def test_a_registry_that_cannot_take_the_push_is_refused_before_anything_is_built(
+    repo: Path,
+    rpbuild: RunCli,
+    registry: Registry,
+    auth_registry: Registry,
+    tmp_path: Path,
+    case: str,
+    snapshot: bool,
+) -> None:
+    """A DNS failure ("no such host") once counted as "the tag is not there yet", and a
+    snapshot never asked the registry: both built everything and failed at the push."""
+    push, tls, fault, hint = {
+        "dns": ("nonexistent.invalid/x/rosenpass", "--no-tls-verify", "nonexistent.invalid",
+                "host name in --push does not resolve"),
+        "refused": (f"127.0.0.1:{_free_port()}/x/rosenpass", "--no-tls-verify",
+                    "connection refused", "is the registry running"),
+        "https-to-http": (f"{registry.host}/tls/rosenpass", "--tls-verify",
+                          "server gave HTTP response to HTTPS client", "use --no-tls-verify"),
+        "login": (f"{auth_registry.host}/auth/rosenpass", "--no-tls-verify",
+                  "unauthorized: authentication required", "skopeo login"),
+    }[case]  # fmt: skip
+    args = ["--snapshot"] if snapshot else []
+    done = release(rpbuild, repo, "--version", "1.0.0", "--push", push, tls, *args,
+                   "--report", str(tmp_path / "r"))  # fmt: skip
+    line = refused_up_front(done, registry, "tls", tmp_path / "r")
+    assert line.startswith(f"rpbuild: error: cannot ask the registry for {push}:1.0.0-")
+    assert fault in line and "Error parsing image name" not in line
+    hints = [h for h in done.stderr.splitlines() if h.startswith("rpbuild: hint:")]
+    assert len(hints) == 1 and hint in hints[0], done.stderr
+
+
+def test_push_without_skopeo_is_refused_before_anything_is_built(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    """A snapshot found skopeo missing only at the push, after the whole build."""
+    bin_dir = tmp_path / "bin"  # PATH as it is, without skopeo
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(directory).glob("*") if Path(directory).is_dir() else ():
+            link = bin_dir / tool.name
+            if tool.name != "skopeo" and not (link.exists() or link.is_symlink()):
+                link.symlink_to(tool)
+    done = rpbuild(
+        "--project", str(repo), "release", "--version", "1.0.0", "--snapshot",
+        "--push", f"{registry.host}/noskopeo/rosenpass", "--no-tls-verify",
+        "--report", str(tmp_path / "r"), *STANDIN_OVERRIDES, env={"PATH": str(bin_dir)},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    line = refused_up_front(done, registry, "noskopeo", tmp_path / "r")
+    assert line == "rpbuild: error: skopeo is not installed; --push needs it"
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("[]", "(top level): expected an object, got a list"),
+        ('{"sizes": [1]}', "sizes: expected an object of system: file name, got a list"),
+    ],
+    ids=["list", "sizes-list"],
+)
+def test_a_malformed_previous_report_is_refused_in_one_line(
+    repo: Path, rpbuild: RunCli, tmp_path: Path, text: str, fault: str
+) -> None:
+    """It was an AttributeError traceback."""
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    (previous / "release.json").write_text(text)
+    done = release(rpbuild, repo, "--version", "1.0.0", "--previous", str(previous),
+                   "--report", str(tmp_path / "r"))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "building" not in done.stderr
+    assert one_error_line(done.stderr).startswith(
+        f"rpbuild: error: {previous / 'release.json'}: {fault}"
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_report_location_that_cannot_be_made_is_refused_before_anything_is_pushed(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    """For root os.access passes /proc; the release built and pushed, then failed writing
+    the report, and the version was burnt: a retry was refused as already pushed."""
+    report = Path("/proc/rpbuild-no-such-dir/r")
+    done = release(rpbuild, repo, "--version", "1.0.0", "--push",
+                   f"{registry.host}/procreport/rosenpass", "--no-tls-verify",
+                   "--report", str(report))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "building" not in done.stderr
+    assert one_error_line(done.stderr) == (
+        f"rpbuild: error: --report {report}: cannot create /proc/rpbuild-no-such-dir: "
+        "No such file or directory"
+    )
+    assert "procreport/rosenpass" not in registry.catalog()
 
 
 def test_lock_changed_during_the_build_is_refused(repo: Path) -> None:

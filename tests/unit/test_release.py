@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import pytest
 
-from rpbuild import lockfile, registry
+from rpbuild import lockfile, nix, process, registry
 from rpbuild import release as rel
-from rpbuild.errors import ProjectError, RpbuildError
+from rpbuild.errors import ProjectError, RpbuildError, ToolMissing
 from rpbuild.nix import NixOptions
 from rpbuild.project import Project, find_project
 from rpbuild.sizes import compare, load_report_file
@@ -45,7 +45,14 @@ def test_tags_for_minimal_gets_the_bare_version_and_snapshot_comes_last() -> Non
 
 
 @pytest.mark.parametrize(
-    "repo", ["127.0.0.1:5000/rpbuild/rosenpass", "ghcr.io/user/rosenpass", "rosenpass"]
+    "repo",
+    [
+        "127.0.0.1:5000/rpbuild/rosenpass",
+        "ghcr.io/user/rosenpass",
+        "rosenpass",
+        "localhost/a__b/c---d",
+        "Registry.Example.org:65535/user/rosenpass",  # a host may have capitals
+    ],
 )
 def test_repositories_accepted(repo: str) -> None:
     assert registry.check_repository(repo) == repo
@@ -54,15 +61,25 @@ def test_repositories_accepted(repo: str) -> None:
 @pytest.mark.parametrize(
     ("repo", "why"),
     [
-        ("ghcr.io/user/rosenpass:1.0", "without a tag"),
-        ("ghcr.io/user/rosenpass@sha256:abc", "without a tag"),
-        ("https://ghcr.io/user/rosenpass", "not a repository"),
-        ("ghcr.io/User/Rosenpass", "not a repository"),
+        ("ghcr.io/user/rosenpass:1.0", "without a tag or digest"),
+        ("ghcr.io/user/rosenpass@sha256:abc", "without a tag or digest"),
+        ("https://ghcr.io/user/rosenpass", "without a scheme"),
+        ("ghcr.io/User/Rosenpass", "'User' must be lower case"),
+        # No '.' or ':': a path component, not a host; skopeo refuses it only at the push.
+        ("UPPER/rosenpass", "'UPPER' must be lower case"),
+        ("127.0.0.1:99999/x", "port 99999 is not a TCP port (1-65535)"),
+        ("127.0.0.1:0/x", "port 0 is not a TCP port"),
+        ("ghcr.io//x", "an empty path component"),
+        ("ghcr.io/user/rose passe", "'rose passe' is not a repository name component"),
+        ("-bad.io/x", "'-bad.io' is not a registry host"),
+        ("ghcr.io/" + "a" * 250, "longer than 255 characters"),
     ],
 )
 def test_repositories_refused_with_reason(repo: str, why: str) -> None:
-    with pytest.raises(RpbuildError, match=why):
+    with pytest.raises(RpbuildError) as info:
         registry.check_repository(repo)
+    assert info.value.message.startswith(f"--push {repo}: ")
+    assert why in info.value.message
 
 
 def test_tags_are_checked() -> None:
@@ -71,6 +88,51 @@ def test_tags_are_checked() -> None:
         registry.check_tag("1.0/0")
     with pytest.raises(RpbuildError, match="not a valid image tag"):
         registry.check_tag("x" * 129)
+
+
+TWO = ("x86_64-linux", "aarch64-linux")
+
+
+def test_release_tags_include_each_architecture_with_several_systems() -> None:
+    assert rel.release_tags("1.0", "debug", TWO[:1], snapshot=False) == ["1.0-debug"]
+    assert rel.release_tags("1.0", "minimal", TWO, snapshot=True) == [
+        "1.0-minimal-SNAPSHOT",
+        "1.0-SNAPSHOT",
+        "1.0-minimal-amd64-SNAPSHOT",
+        "1.0-minimal-arm64-SNAPSHOT",
+    ]
+
+
+def test_a_version_that_fits_only_without_per_arch_tags_is_refused_naming_it() -> None:
+    """With several systems the longest tag is VERSION-PROFILE-ARCH-SNAPSHOT; it once got
+    through the check and failed in skopeo after other profiles were pushed."""
+    profiles = ["debug", "with-wireguard"]
+    # "-with-wireguard-SNAPSHOT" is 24 characters: 104 fit, and one system passes.
+    version = "1." + "0" * 102
+    rel.check_tags(version, profiles, TWO[:1], snapshot=True)
+    # "-with-wireguard-arm64-SNAPSHOT" is 30: 98 fit.
+    with pytest.raises(RpbuildError) as info:
+        rel.check_tags(version, profiles, TWO, snapshot=True)
+    assert info.value.message == (
+        f"--version '{version}': too long: the tag '{version}-with-wireguard-amd64-SNAPSHOT' "
+        "would have 134 characters, at most 128 (a version of up to 98 characters fits every tag)"
+    )
+    rel.check_tags(version[:98], profiles, TWO, snapshot=True)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("1.2.0 foo", "--version '1.2.0 foo': ' ' is not allowed in an image tag"),
+        ("1.2/0", "--version '1.2/0': '/' is not allowed in an image tag"),
+        ("-1.2.0", "--version '-1.2.0': an image tag starts with a letter, a digit or '_'"),
+        ("", "--version: must not be empty"),
+    ],
+)
+def test_a_version_that_spoils_every_tag_is_named(version: str, message: str) -> None:
+    with pytest.raises(RpbuildError) as info:
+        rel.check_tags(version, ["minimal"], TWO, snapshot=False)
+    assert info.value.message.startswith(message)
 
 
 def test_pins_walk_nested_inputs_and_skip_follows() -> None:
@@ -286,35 +348,279 @@ def test_report_under_a_file_is_refused_in_one_line(tmp_path: Path, below: str) 
 
 def test_report_location_checks_create_nothing(tmp_path: Path) -> None:
     rel.check_report_dir(None)
-    rel.check_report_dir(tmp_path / "r")  # parent exists: probed, nothing left
-    rel.check_report_dir(tmp_path / "new" / "dirs" / "r")  # made at the end, not now
+    rel.check_report_dir(tmp_path / "r")
+    rel.check_report_dir(tmp_path / "new" / "dirs" / "r")  # StagedReport makes them
     assert _tree(tmp_path) == []
     (tmp_path / "r").mkdir()
     with pytest.raises(rel.ReleaseRefused, match="already exists"):
         rel.check_report_dir(tmp_path / "r")
 
 
-def test_release_refuses_a_bad_report_location_before_anything_is_built(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`release --report FILE/r` once built, verified and pushed, then failed in a traceback."""
+def test_staged_report_is_renamed_whole_or_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "dirs" / "r"
+    with rel.StagedReport(target) as staged:
+        # Made up front, parents and all: the location is proved, not guessed.
+        assert staged.tmp.parent == target.parent and staged.tmp.name.startswith("r.tmp-")
+        staged.write("a.txt", "A")
+    assert _tree(tmp_path) == []  # left without commit(): removed, parents too
+    with pytest.raises(RpbuildError, match="boom"), rel.StagedReport(target) as staged:
+        staged.write("a.txt", "A")
+        raise RpbuildError("boom")
+    assert _tree(tmp_path) == []
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "keep").write_text("someone else's")
+    with rel.StagedReport(target) as staged:
+        staged.write("a.txt", "A")
+        staged.commit()
+    assert _tree(tmp_path) == ["new", "new/dirs", "new/dirs/r", "new/dirs/r/a.txt", "new/keep"]
+    assert (target.stat().st_mode & 0o777) == 0o755
+
+
+def test_a_report_location_only_a_real_mkdir_refuses_is_refused_in_one_line() -> None:
+    """os.access says yes to root for /proc; creating the directory says no."""
+    report = Path("/proc/rpbuild-no-such-dir/r")
+    with pytest.raises(RpbuildError) as info:
+        rel.StagedReport(report)
+    assert info.value.message == (
+        f"--report {report}: cannot create /proc/rpbuild-no-such-dir: No such file or directory"
+    )
+
+
+def _no_build_past(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make each named step of release() fail the test if it is reached."""
 
     def never(*_: object, **__: object) -> None:
         raise AssertionError("reached past the preflight")
 
-    for name in ("check_pinned", "build_and_verify", "_check_tags_free", "_push"):
-        monkeypatch.setattr(rel, name, never)
-    monkeypatch.setattr("rpbuild.measure.size_report", never)
+    for name in names:
+        if name == "size_report":
+            monkeypatch.setattr("rpbuild.measure.size_report", never)
+        else:
+            monkeypatch.setattr(rel, name, never)
+
+
+def _pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    pinned = rel.Pinned(commit="c" * 40, clean=True, lock_bytes=b"{}", changes=())
+    monkeypatch.setattr(rel, "check_pinned", lambda *_, **__: pinned)
+
+
+def test_release_refuses_a_bad_report_location_before_anything_is_built(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`release --report FILE/r` once built, verified and pushed, then failed in a traceback."""
+    _no_build_past(
+        monkeypatch, "check_pinned", "build_and_verify", "_check_registry", "_push", "size_report"
+    )
     (tmp_path / "afile").write_text("x")
     options = rel.ReleaseOptions(version="1.0.0", report=tmp_path / "afile" / "r")
     with pytest.raises(RpbuildError, match=r"^--report .*/afile/r: .*/afile is not a directory$"):
         rel.release(find_project(project), options)
 
 
+def test_release_refuses_an_unwritable_report_location_before_anything_is_built(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root `--report /proc/x/y` passed the os.access check; the release built and
+    pushed, then failed writing the report, and a retry was refused as already pushed."""
+    _pinned(monkeypatch)
+    _no_build_past(monkeypatch, "build_and_verify", "_push", "size_report")
+    options = rel.ReleaseOptions(version="1.0.0", report=Path("/proc/rpbuild-x/y"))
+    with pytest.raises(RpbuildError, match=r"^--report /proc/rpbuild-x/y: cannot create "):
+        rel.release(find_project(project), options)
+
+
+def test_release_writes_the_sizes_before_building_and_removes_all_on_failure(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pinned(monkeypatch)
+    _no_build_past(monkeypatch, "_push")
+    sizes = load_report_file(DATA / "sizes" / "report-v1.json")
+    monkeypatch.setattr("rpbuild.measure.size_report", lambda *_, **__: sizes)
+    monkeypatch.setattr(nix, "nix_version", lambda: "2.8.0")
+    seen: list[str] = []
+
+    def build(*_: object, **__: object) -> None:
+        seen.extend(str(p.relative_to(tmp_path)) for p in tmp_path.glob("out/*/*"))
+        raise RpbuildError("the build failed")
+
+    monkeypatch.setattr(rel, "build_and_verify", build)
+    report = tmp_path / "out" / "1.0.0"
+    options = rel.ReleaseOptions(version="1.0.0", profiles=("minimal",), report=report)
+    with pytest.raises(RpbuildError, match="the build failed"):
+        rel.release(find_project(project), options)
+    (staged,) = seen
+    assert staged.startswith("out/1.0.0.tmp-") and staged.endswith("/sizes-x86_64-linux.json")
+    assert not (tmp_path / "out").exists()
+
+
 def test_write_report_turns_os_errors_into_one_line(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(RpbuildError, match=r"^--report .*/afile/r: cannot create it: "):
         rel.write_report(tmp_path / "afile" / "r", {"a.txt": "A"})
+
+
+# -- a previous report of another shape -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("[]", "(top level): expected an object, got a list"),
+        ('{"sizes": [1]}', "sizes: expected an object of system: file name, got a list"),
+        ('{"version": "1"}', "sizes: expected an object of system: file name, got nothing"),
+        (
+            '{"sizes": {"x86_64-linux": 1}}',
+            "sizes.x86_64-linux: expected a file name in the report directory, got a number",
+        ),
+        (
+            '{"sizes": {"x86_64-linux": "../../etc/passwd"}}',
+            "sizes.x86_64-linux: expected a file name in the report directory, got a string",
+        ),
+        ('{"sizes": {}, "version": null}', "version: expected a string, got null"),
+        ('{"sizes": {}, "version": "1"}', "format: None, not 'rpbuild-release/1'"),
+    ],
+    ids=["list", "sizes-list", "no-sizes", "size-number", "size-path", "version", "format"],
+)
+def test_a_malformed_previous_report_names_the_file_and_the_key(
+    tmp_path: Path, text: str, fault: str
+) -> None:
+    """`--previous` with release.json `[]` was an AttributeError traceback."""
+    (tmp_path / rel.RELEASE_JSON).write_text(text)
+    with pytest.raises(RpbuildError) as info:
+        rel._previous_sizes(tmp_path)
+    assert info.value.message.startswith(f"{tmp_path / rel.RELEASE_JSON}: {fault}")
+
+
+def test_a_previous_report_rpbuild_wrote_is_read(tmp_path: Path) -> None:
+    (tmp_path / "sizes-x86_64-linux.json").write_text(
+        (DATA / "sizes" / "report-v1.json").read_text()
+    )
+    doc: dict[str, Any] = {"format": rel.REPORT_FORMAT, "version": "1.0.0"}
+    doc["sizes"] = {"x86_64-linux": "sizes-x86_64-linux.json"}
+    (tmp_path / rel.RELEASE_JSON).write_text(json.dumps(doc))
+    data, reports = rel._previous_sizes(tmp_path)
+    assert data["version"] == "1.0.0" and list(reports) == ["x86_64-linux"]
+
+
+# -- what skopeo's failures mean ---------------------------------------------------------
+
+
+def _skopeo_fails(monkeypatch: pytest.MonkeyPatch, message: str) -> None:
+    """skopeo as installed, failing with this message as skopeo 1.9 prints it."""
+    escaped = message.replace('"', '\\"')
+    line = f'time="2024-01-01T00:00:00Z" level=fatal msg="{escaped}"\n'
+    monkeypatch.setattr(process, "which", lambda _: "/usr/bin/skopeo")
+    monkeypatch.setattr(process, "run", lambda argv, **_: process.Result(argv, 1, "", line))
+
+
+PARSE = 'Error parsing image name "docker://r.example/x:1": '
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "reading manifest 1 in r.example/x: manifest unknown: manifest unknown",
+        "reading manifest 1 in r.example/x: name unknown: repository name not known",
+        "reading manifest 1 in r.example/x: StatusCode: 404, <html>",
+    ],
+)
+def test_a_tag_the_registry_does_not_have_is_free(
+    monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    _skopeo_fails(monkeypatch, PARSE + message)
+    assert registry.exists("r.example/x:1") is False
+
+
+@pytest.mark.parametrize(
+    ("message", "hint"),
+    [
+        (
+            'pinging container registry nonexistent.invalid: Get "http://nonexistent.invalid/v2/":'
+            " dial tcp: lookup nonexistent.invalid on 10.0.0.53:53: no such host",
+            "host name in --push does not resolve",
+        ),
+        (
+            'pinging container registry 127.0.0.1:1: Get "http://127.0.0.1:1/v2/": '
+            "dial tcp 127.0.0.1:1: connect: connection refused",
+            "is the registry running",
+        ),
+        (
+            'pinging container registry r.example: Get "https://r.example/v2/": '
+            "x509: certificate signed by unknown authority",
+            "TLS certificate is not trusted",
+        ),
+        (
+            'pinging container registry r.example: Get "https://r.example/v2/": '
+            "http: server gave HTTP response to HTTPS client",
+            "use --no-tls-verify",
+        ),
+        (
+            "reading manifest 1 in r.example/x: unauthorized: authentication required",
+            "skopeo login",
+        ),
+        (
+            "reading manifest 1 in r.example/x: denied: requested access to the resource is denied",
+            "skopeo login",
+        ),
+        (
+            # "not found" from something in front of the registry is no answer about the tag
+            'pinging container registry r.example: Get "https://r.example/v2/": 404 not found',
+            "is the registry running",
+        ),
+    ],
+    ids=["dns", "refused", "x509", "plain-http", "unauthorized", "denied", "proxy-404"],
+)
+def test_a_registry_that_cannot_be_asked_is_an_error_with_a_fitting_hint(
+    monkeypatch: pytest.MonkeyPatch, message: str, hint: str
+) -> None:
+    """ "no such host" once matched "no such" and counted as "tag not there yet"."""
+    _skopeo_fails(monkeypatch, PARSE + message)
+    with pytest.raises(registry.RegistryError) as info:
+        registry.exists("r.example/x:1")
+    assert info.value.message == f"cannot ask the registry for r.example/x:1: {message}"
+    assert info.value.hint is not None and hint in info.value.hint
+
+
+def test_no_registry_hint_for_a_failure_that_is_not_about_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "is the registry running" was given for an invalid reference, too."""
+    _skopeo_fails(monkeypatch, PARSE + "invalid reference format")
+    with pytest.raises(registry.RegistryError) as info:
+        registry.raw_manifest("r.example/x:1")
+    assert info.value.message.endswith("failed: invalid reference format")
+    assert info.value.hint is None
+
+
+@pytest.mark.parametrize("snapshot", [False, True], ids=["release", "snapshot"])
+def test_push_without_skopeo_is_refused_before_anything_is_built(
+    project: Path, monkeypatch: pytest.MonkeyPatch, snapshot: bool
+) -> None:
+    """A snapshot never asked the registry up front, so it found skopeo missing at the push."""
+    _no_build_past(
+        monkeypatch, "check_pinned", "build_and_verify", "_check_registry", "_push", "size_report"
+    )
+    monkeypatch.setattr(process, "which", lambda _: None)
+    options = rel.ReleaseOptions(version="1.0.0", push="r.example/x", snapshot=snapshot)
+    with pytest.raises(ToolMissing, match=r"^skopeo is not installed; --push needs it$"):
+        rel.release(find_project(project), options)
+
+
+def test_a_snapshot_asks_the_registry_before_anything_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def exists(ref: str, **_: object) -> bool:
+        asked.append(ref)
+        return True  # a snapshot may move its tags
+
+    monkeypatch.setattr(registry, "exists", exists)
+    options = rel.ReleaseOptions(version="1.0.0", push="r.example/x", snapshot=True)
+    rel._check_registry(options, ["minimal", "debug"])
+    assert asked == ["r.example/x:1.0.0-minimal-SNAPSHOT"]
+    with pytest.raises(rel.ReleaseRefused, match="already in the registry"):
+        rel._check_registry(rel.ReleaseOptions(version="1.0.0", push="r.example/x"), ["debug"])
 
 
 # -- verify compares image IDs in one form ----------------------------------------------
