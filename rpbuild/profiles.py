@@ -7,10 +7,12 @@ grammars here and later passed to Nix only as JSON data.
 from __future__ import annotations
 
 import difflib
+import errno
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,16 @@ _UNITS = {
 TOP_KEYS = ("description", "extends", "budget", "image", "package")
 IMAGE_KEYS = ("name", "tag", "entrypoint", "cmd", "env", "labels", "created", "max_layers")
 PACKAGE_KEYS = ("name", "source", "attr", "description", "reason", "required")
+
+# Labels the flake template sets from the build itself (templates/flake.nix.j2); they
+# override a profile's labels there, so a profile that sets one is refused here instead
+# of being silently ignored.
+RPBUILD_LABEL_PREFIX = "dev.rpbuild."
+RPBUILD_OCI_LABELS = (
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.created",
+)
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,10 @@ def parse_size(value: object, *, where: str) -> int:
     if isinstance(value, str):
         m = SIZE_RE.match(value)
         if m:
-            return int(float(m.group(1)) * _UNITS[m.group(2)])
+            # Exact, not float: a long digit string must not overflow to inf.
+            size = int(Fraction(m.group(1)) * _UNITS[m.group(2)])
+            if size > 0:
+                return size
     raise ProfileError(f"{where}: invalid size {value!r} (use bytes or e.g. '110 MiB', '94 MB')")
 
 
@@ -182,10 +197,26 @@ def display_path(path: Path) -> str:
 
 
 def _display(path: Path) -> str:
+    # Only the parent is resolved: a symlinked profile is named by its own name (the
+    # user's file), and a symlink loop or a dangling link cannot make naming it fail.
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (3.11)
         return str(path)
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    """Why a profile path cannot be read, in the user's terms rather than errno's."""
+    if exc.errno == errno.ELOOP:
+        return "a symlink that loops back to itself, not a profile file"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        try:
+            return f"a symlink to {path.readlink()}, which does not exist"
+        except OSError:
+            pass
+    if exc.errno == errno.EISDIR:
+        return "a directory, not a profile file"
+    return f"cannot read: {exc.strerror or exc}"
 
 
 def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -198,9 +229,22 @@ def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str)
             raise ProfileError(f"{where}: unknown key '{key}'{hint}")
 
 
+def _kind(value: object) -> str:
+    """A wrong value as TOML would spell it, for "must be X (got ...)" messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"  # TOML dates and times
+
+
 def _string(value: object, where: str, *, empty: bool = True) -> str:
     if not isinstance(value, str):
-        raise ProfileError(f"{where}: expected a string, got {type(value).__name__}")
+        raise ProfileError(f"{where}: must be a string (got {_kind(value)})")
     if "\x00" in value:
         raise ProfileError(f"{where}: NUL characters cannot be passed to Nix")
     if not empty and not value.strip():
@@ -240,7 +284,7 @@ def _read(path: Path) -> _Raw:
     except UnicodeDecodeError:
         raise ProfileError(f"{where}: not UTF-8 text") from None
     except OSError as exc:
-        raise ProfileError(f"{where}: cannot read: {exc.strerror}") from None
+        raise ProfileError(f"{where}: {_unreadable(path, exc)}") from None
     _unknown_keys(data, TOP_KEYS, where)
     image = data.get("image", {})
     if not isinstance(image, dict):
@@ -259,9 +303,16 @@ def _packages(raw: _Raw) -> list[Package]:
         pwhere = f"{where}: package #{i + 1}"
         if not isinstance(item, dict):
             raise ProfileError(f"{pwhere}: must be a table")
-        name = item.get("name")
-        if not isinstance(name, str) or not PACKAGE_NAME_RE.match(name):
-            raise ProfileError(f"{pwhere}: 'name' is missing or invalid: {name!r}")
+        if "name" not in item:
+            raise ProfileError(f"{pwhere}: 'name' is missing")
+        name = item["name"]
+        if not isinstance(name, str):
+            raise ProfileError(f"{pwhere}: 'name' must be a string (got {_kind(name)})")
+        if not PACKAGE_NAME_RE.match(name):
+            raise ProfileError(
+                f"{pwhere}: 'name' must be a package name: letters, digits and _.+-, "
+                f"starting with a letter, digit or _ (got {name!r})"
+            )
         pwhere = f"{where}: package '{name}'"
         _unknown_keys(item, PACKAGE_KEYS, pwhere)
         source = item.get("source", "nixpkgs")
@@ -269,7 +320,7 @@ def _packages(raw: _Raw) -> list[Package]:
             raise ProfileError(f"{pwhere}: unknown source {source!r} (known: {', '.join(SOURCES)})")
         attr_text = item.get("attr", name)
         if not isinstance(attr_text, str):
-            raise ProfileError(f"{pwhere}: 'attr' must be a string")
+            raise ProfileError(f"{pwhere}: 'attr' must be a string (got {_kind(attr_text)})")
         parts = tuple(attr_text.split("."))
         if not all(ATTR_PART_RE.match(p) for p in parts):
             raise ProfileError(
@@ -278,7 +329,9 @@ def _packages(raw: _Raw) -> list[Package]:
             )
         required = item.get("required", False)
         if not isinstance(required, bool):
-            raise ProfileError(f"{pwhere}: 'required' must be true or false")
+            raise ProfileError(
+                f"{pwhere}: 'required' must be true or false (got {_kind(required)})"
+            )
         out.append(
             Package(
                 name=name,
@@ -291,6 +344,23 @@ def _packages(raw: _Raw) -> list[Package]:
             )
         )
     return out
+
+
+def _check_labels(labels: Mapping[str, str], where: str) -> None:
+    """Refuse the labels rpbuild records about the build: the flake would override them."""
+    for key in labels:
+        if key.startswith(RPBUILD_LABEL_PREFIX) or key in RPBUILD_OCI_LABELS:
+            ours = ", ".join((f"{RPBUILD_LABEL_PREFIX}*", *RPBUILD_OCI_LABELS))
+            hint = (
+                "set the image's date with `created` under [image]"
+                if key == "org.opencontainers.image.created"
+                else "labels may replace title, description and source, and add others"
+            )
+            raise ProfileError(
+                f"{where}: image.labels: '{key}' is set by rpbuild itself "
+                f"(rpbuild's labels: {ours})",
+                hint=hint,
+            )
 
 
 def _resolve(
@@ -359,10 +429,12 @@ def _resolve(
         **(base.env if base else {}),
         **_string_table(img.get("env", {}), f"{where}: image.env", ENV_NAME_RE),
     }
-    labels = {
-        **(base.labels if base else {}),
-        **_string_table(img.get("labels", {}), f"{where}: image.labels", None),
-    }
+    own_labels = _string_table(img.get("labels", {}), f"{where}: image.labels", None)
+    _check_labels(own_labels, where)
+    labels = {**(base.labels if base else {}), **own_labels}
+    description = _string(raw.data.get("description", ""), f"{where}: description")
+    budget = raw.data.get("budget")
+    budget_bytes = None if budget is None else parse_size(budget, where=f"{where}: budget")
 
     own = _packages(raw)
     packages = list(parent.packages) if parent else []
@@ -374,17 +446,17 @@ def _resolve(
             raise ProfileError(f"{where}: package '{pkg.name}' is listed twice{also}")
         seen[pkg.name] = pkg
         packages.append(pkg)
+    # Last: a profile with a mistyped field should hear about that field first.
     if not packages:
         raise ProfileError(f"{where}: the profile has no packages")
 
-    budget = raw.data.get("budget")
     profile = Profile(
         name=name,
         path=raw.path,
-        description=_string(raw.data.get("description", ""), f"{where}: description"),
+        description=description,
         extends=parent_name,
         chain=(name, *(parent.chain if parent else ())),
-        budget=None if budget is None else parse_size(budget, where=f"{where}: budget"),
+        budget=budget_bytes,
         image=ImageSettings(
             name=iname,
             tag=tag,
@@ -403,11 +475,17 @@ def _resolve(
 
 def load_profiles(directory: Path) -> dict[str, Profile]:
     """All profiles in a directory, resolved, keyed by name in sorted order."""
+    # The directory in full: it may have been found by searching upwards, and which
+    # directory rpbuild took for the project is the point of these two messages.
     if not directory.is_dir():
-        raise ProfileError(f"{_display(directory)}: no profiles directory")
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise ProfileError(
+            f"{directory}: {what}; it should hold the profiles (*.toml)",
+            hint="run `rpbuild init` to start a project from the built-in profiles",
+        )
     raws = {raw.name: raw for raw in (_read(p) for p in sorted(directory.glob("*.toml")))}
     if not raws:
-        raise ProfileError(f"{_display(directory)}: no profiles (*.toml) found")
+        raise ProfileError(f"{directory}: no profiles (*.toml) here; add one or run rpbuild init")
     cache: dict[str, Profile] = {}
     for name in sorted(raws):
         _resolve(name, raws, cache, [])

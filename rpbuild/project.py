@@ -1,13 +1,14 @@
 """Where a project's profiles, templates, lock and state live.
 
-A project directory is one with `profiles/*.toml` (it must then have a flake.lock),
-found from the current directory upwards or given with --project. Outside a project rpbuild
-uses the profiles, templates and lock shipped inside the package, and keeps its
-generated files under the user's state directory.
+A project directory is one with a `profiles/` directory or an `rpbuild.toml` (it must then
+have profiles and a flake.lock), found from the current directory upwards or given with
+--project. Outside a project rpbuild uses the profiles, templates and lock shipped inside
+the package, and keeps its generated files under the user's state directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -55,23 +56,43 @@ class Project:
         return self.lock_path
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything is at path, a dangling or looping symlink included."""
+    return path.is_symlink() or path.exists()
+
+
 def _is_project(path: Path) -> bool:
-    """A directory with profiles of its own; a missing flake.lock is then an error, not
-    a reason to fall back silently to the built-in profiles."""
+    """A directory meant as a project: profiles of its own, an rpbuild.toml, or a
+    `profiles/` directory next to a flake.lock.
+
+    Empty profiles/, a missing flake.lock or a broken rpbuild.toml are then errors,
+    not a reason to fall back silently to the built-in profiles. A bare `profiles/`
+    (say ~/profiles, above an unrelated checkout) does not make a project.
+    """
     profiles = path / "profiles"
-    return profiles.is_dir() and any(profiles.glob("*.toml"))
+    if not profiles.is_dir():
+        return _exists(path / SETTINGS_FILE)
+    return (
+        any(profiles.glob("*.toml"))
+        or _exists(path / SETTINGS_FILE)
+        or _exists(path / "flake.lock")
+    )
 
 
 def _load_settings(root: Path) -> Settings:
     path = root / SETTINGS_FILE
-    if not path.is_file():
+    if not _exists(path):
         return Settings()
+    if path.is_dir():
+        raise ProjectError(f"{path}: a directory; rpbuild.toml must be a TOML file of settings")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ProjectError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot read: {exc.strerror or exc}") from None
     for key in data:
         if key not in _SETTINGS_KEYS:
             raise ProjectError(
@@ -95,11 +116,15 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
     """The project rpbuild works on; the project's own files win over the packaged ones."""
     data = _package_data()
     if explicit is not None:
+        if not explicit.is_dir():
+            what = "not a directory" if _exists(explicit) else "no such directory"
+            raise ProjectError(f"{explicit}: {what}; --project takes a project directory")
         root = explicit.resolve()
-        if not root.is_dir():
-            raise ProjectError(f"{explicit}: no such project directory")
-        if not (root / "profiles").is_dir():
-            raise ProjectError(f"{explicit}: not an rpbuild project (no profiles/ directory)")
+        if not _is_project(root):
+            raise ProjectError(
+                f"{explicit}: not an rpbuild project (no profiles/ directory or {SETTINGS_FILE})",
+                hint=f"run `rpbuild init {explicit}` to start one",
+            )
     else:
         here = (start or Path.cwd()).resolve()
         root_or_none = next((p for p in (here, *here.parents) if _is_project(p)), None)
@@ -129,8 +154,31 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
     )
 
 
+def _refusal(planned: list[Path]) -> str | None:
+    """Why writing the planned files would fail or overwrite something, or None.
+
+    Checked for every file before the first is written, so that a refusal leaves
+    nothing half-created behind.
+    """
+    for dst in planned:
+        if _exists(dst):
+            kind = " (a directory)" if dst.is_dir() else ""
+            return f"{dst}: already exists{kind}; not overwriting anything"
+        # The nearest existing ancestor must be a directory we can create the rest in.
+        parent = dst.parent
+        while not _exists(parent) and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{parent}: exists and is not a directory, so {dst} cannot be created"
+    return None
+
+
 def init_project(target: Path) -> list[Path]:
-    """Start a project from the packaged profiles, templates and lock; never overwrites."""
+    """Start a project from the packaged profiles, templates and lock; never overwrites.
+
+    Either every file is created or none: destinations are checked before anything is
+    written, and what was written is removed again when a write fails.
+    """
     from rpbuild.fsutil import atomic_write
 
     data = _package_data()
@@ -140,9 +188,29 @@ def init_project(target: Path) -> list[Path]:
         data / "flake.lock",
     ]
     planned = [(src, target / src.relative_to(data)) for src in sources]
-    existing = [dst for _, dst in planned if dst.exists()]
-    if existing:
-        raise ProjectError(f"{existing[0]}: already exists; not overwriting anything")
-    for src, dst in planned:
-        atomic_write(dst, src.read_bytes())
+    refusal = _refusal([dst for _, dst in planned])
+    if refusal is not None:
+        raise ProjectError(refusal)
+    created: list[Path] = []  # files and directories, in the order they were made
+    try:
+        for src, dst in planned:
+            missing = [d for d in (dst.parent, *dst.parent.parents) if not _exists(d)]
+            for directory in reversed(missing):
+                directory.mkdir()
+                created.append(directory)
+            atomic_write(dst, src.read_bytes())
+            created.append(dst)
+    except BaseException as exc:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        if isinstance(exc, OSError):
+            where = exc.filename or target
+            raise ProjectError(
+                f"{where}: cannot write: {exc.strerror or exc}; nothing was created"
+            ) from None
+        raise
     return [dst for _, dst in planned]

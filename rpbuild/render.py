@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,15 +109,56 @@ def _environment(templates: Path) -> Any:
 def _read_template(project: Project, name: str) -> str:
     path = project.templates_dir / name
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RenderError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except OSError as exc:
-        raise RenderError(f"{path}: cannot read template: {exc.strerror}") from None
+        raise RenderError(f"{path}: cannot read template: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise RenderError(f"{path}: holds a NUL character, which cannot be passed to Nix")
+    return text
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _render_error(exc: Exception, template: Path) -> RenderError:
+    """Any exception from Jinja or from the template's own expressions, as one line.
+
+    The line is jinja's own for syntax errors; for errors while rendering, Jinja
+    rewrites the traceback so that its frames carry template file names and lines,
+    and the innermost such frame is where the template failed.
+    """
+    import jinja2
+
+    where = str(template)
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        if exc.filename:
+            where = exc.filename
+        if exc.lineno:
+            where += f":{exc.lineno}"
+    else:
+        templates = template.parent.resolve()
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            path = Path(frame.filename)
+            if path.is_absolute() and path.resolve().is_relative_to(templates):
+                where = f"{frame.filename}:{frame.lineno}"
+                break
+    if isinstance(exc, jinja2.TemplateNotFound):
+        what = f"template not found: {exc.name}"
+    elif isinstance(exc, jinja2.TemplateError | RenderError):
+        what = str(exc)
+    else:
+        detail = str(exc)
+        what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return RenderError(f"{where}: {_one_line(what) or 'cannot render'}")
 
 
 def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
-    import jinja2  # imported here: the up-to-date path never renders
-
     entrypoint = _read_template(project, ENTRYPOINT_TEMPLATE)
+    # Read here as well as by Jinja's loader: a file that is not UTF-8 is then named.
+    _read_template(project, FLAKE_TEMPLATE)
     document = spec_document(profiles, project.settings.systems, entrypoint)
     if project.builtin:
         sources = ["rpbuild's built-in profiles: " + ", ".join(sorted(profiles))]
@@ -124,6 +166,7 @@ def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
         # relpath, not resolve(): a symlinked profiles/ may point outside the project.
         sources = [os.path.relpath(p.path, project.root) for p in profiles.values()]
         sources.append(f"templates: {FLAKE_TEMPLATE}, {ENTRYPOINT_TEMPLATE}")
+    template_path = project.templates_dir / FLAKE_TEMPLATE
     try:
         template = _environment(project.templates_dir).get_template(FLAKE_TEMPLATE)
         text = template.render(
@@ -133,31 +176,55 @@ def render_flake(project: Project, profiles: Mapping[str, Profile]) -> Rendered:
             follows=project.settings.rosenpass_follows_nixpkgs,
             spec_json=spec_json(document),
         )
-    except jinja2.TemplateError as exc:
-        raise RenderError(f"{project.templates_dir / FLAKE_TEMPLATE}: {exc}") from None
+    except Exception as exc:
+        # Not only jinja2.TemplateError: a template can raise anything (`{{ 1/0 }}`).
+        raise _render_error(exc, template_path) from None
     return Rendered(text=text, spec=document)
+
+
+def _on_disk(path: Path) -> bytes | None:
+    """flake.nix as it is on disk; None when there is none."""
+    if path.is_dir():
+        raise RenderError(f"{path}: a directory where rpbuild writes the rendered flake")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RenderError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def write_flake(project: Project, rendered: Rendered) -> bool:
     """Write flake.nix atomically; False when it was already up to date."""
     path = project.flake_path
-    if path.is_file() and path.read_text(encoding="utf-8") == rendered.text:
+    if _on_disk(path) == rendered.text.encode():
         return False
     atomic_write(path, rendered.text)
     return True
 
 
 def diff_flake(project: Project, rendered: Rendered) -> str:
-    """A unified diff from flake.nix on disk to what it should be; empty when equal."""
+    """A unified diff from flake.nix on disk to what it should be; empty when equal.
+
+    Compared as bytes, so that a flake.nix that is not UTF-8 (or not a file) simply
+    differs: it is shown with replacement characters, never a decoding error.
+    """
     path = project.flake_path
-    current = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if current == rendered.text:
+    current = _on_disk(path) if path.is_file() else None
+    wanted = rendered.text.encode()
+    if current == wanted:
         return ""
-    return "".join(
+    text = "" if current is None else current.decode("utf-8", errors="replace")
+    note = ""
+    if current is not None and text.encode() != current:
+        note = ", not UTF-8"
+    diff = "".join(
         difflib.unified_diff(
-            current.splitlines(keepends=True),
+            text.splitlines(keepends=True),
             rendered.text.splitlines(keepends=True),
-            fromfile=f"{path.name} (on disk)",
+            fromfile=f"{path.name} (on disk{note})",
             tofile=f"{path.name} (rendered)",
         )
     )
+    # Bytes that differ only where they are not UTF-8 can decode to the rendered text.
+    return diff or f"{path.name} (on disk{note}) differs from {path.name} (rendered)\n"

@@ -113,3 +113,129 @@ def test_missing_lock_is_named(rpbuild: RunCli, project: Path) -> None:
         assert r.returncode != 0
         assert "flake.lock: missing flake.lock" in _one_line_error(r.stderr)
         assert "rpbuild lock update" in r.stderr
+
+
+def test_a_template_that_raises_is_one_line_naming_it(rpbuild: RunCli, project: Path) -> None:
+    template = project / "templates" / "flake.nix.j2"
+    template.write_text(template.read_text() + "{{ 1/0 }}\n")
+    line = len(template.read_text().splitlines())
+    for args in (["render"], ["render", "--check"], ["image", "--profile", "minimal"]):
+        r = rpbuild(*args, cwd=project)
+        assert r.returncode == 2, (args, r.stderr)
+        error = _one_line_error(r.stderr)
+        assert error == (
+            f"rpbuild: error: {template}:{line}: ZeroDivisionError: division by zero"
+        ), args
+    assert not (project / "flake.nix").exists()
+
+
+def test_a_template_that_is_not_utf8_is_named(rpbuild: RunCli, project: Path) -> None:
+    template = project / "templates" / "flake.nix.j2"
+    template.write_bytes(template.read_bytes() + b"# \xff\n")
+    r = rpbuild("render", cwd=project)
+    assert r.returncode == 2
+    assert f"{template}: not UTF-8 text" in _one_line_error(r.stderr)
+    assert not (project / "flake.nix").exists()
+
+
+def test_check_of_a_flake_that_is_not_utf8_reports_a_difference(
+    rpbuild: RunCli, project: Path
+) -> None:
+    (project / "flake.nix").write_bytes(b"\xff\xfe not a flake\n")
+    r = rpbuild("render", "--check", cwd=project)
+    assert r.returncode == 1
+    assert "not what the profiles and templates produce" in _one_line_error(r.stderr)
+    assert r.stdout.startswith("--- flake.nix (on disk, not UTF-8)\n")
+    assert rpbuild("render", cwd=project).returncode == 0
+    assert rpbuild("render", "--check", cwd=project).returncode == 0
+
+
+def test_profiles_that_are_not_files_are_named(rpbuild: RunCli, project: Path) -> None:
+    profiles = project / "profiles"
+    cases = [
+        ("self.toml", "a symlink that loops back to itself, not a profile file"),
+        ("gone.toml", "a symlink to nowhere.toml, which does not exist"),
+        ("x.toml", "a directory, not a profile file"),
+    ]
+    for name, message in cases:
+        path = profiles / name
+        if name == "self.toml":
+            path.symlink_to(name)
+        elif name == "gone.toml":
+            path.symlink_to("nowhere.toml")
+        else:
+            path.mkdir()
+        r = rpbuild("render", cwd=project)
+        assert r.returncode == 2
+        assert _one_line_error(r.stderr) == f"rpbuild: error: profiles/{name}: {message}"
+        if path.is_symlink():
+            path.unlink()
+        else:
+            path.rmdir()
+    assert not (project / "flake.nix").exists()
+
+
+def test_init_refuses_up_front_and_writes_nothing(rpbuild: RunCli, tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    target.mkdir()
+    (target / "templates").write_text("not a directory")
+    r = rpbuild("init", str(target))
+    assert r.returncode == 2
+    assert f"{target / 'templates'}: exists and is not a directory" in _one_line_error(r.stderr)
+    assert sorted(p.name for p in target.iterdir()) == ["templates"]
+    (target / "templates").unlink()
+    again = rpbuild("init", str(target))
+    assert again.returncode == 0, again.stderr
+    assert (target / "profiles" / "minimal.toml").is_file()
+
+
+def test_an_empty_profiles_directory_is_an_error_not_a_fallback(
+    rpbuild: RunCli, tmp_path: Path
+) -> None:
+    root = tmp_path / "mine"
+    (root / "profiles").mkdir(parents=True)
+    (root / "flake.lock").write_text("{}")  # profiles/ next to a lock: meant as a project
+    (root / "src").mkdir()
+    for cwd in (root, root / "src"):
+        r = rpbuild("profiles", cwd=cwd)
+        assert r.returncode == 2
+        assert _one_line_error(r.stderr) == (
+            f"rpbuild: error: {root / 'profiles'}: no profiles (*.toml) here; "
+            "add one or run rpbuild init"
+        )
+    # Neither profiles/ nor rpbuild.toml: not a project, the built-in profiles are used.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = rpbuild("profiles", "--json", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert "minimal" in json.loads(r.stdout)
+
+
+def test_project_errors_are_named(rpbuild: RunCli, project: Path) -> None:
+    (project / "rpbuild.toml").mkdir()
+    r = rpbuild("render", cwd=project)
+    assert r.returncode == 2
+    assert f"{project / 'rpbuild.toml'}: a directory" in _one_line_error(r.stderr)
+    r = rpbuild("--project", str(project / "flake.lock"), "render")
+    assert r.returncode == 2
+    assert _one_line_error(r.stderr) == (
+        f"rpbuild: error: {project / 'flake.lock'}: not a directory; "
+        "--project takes a project directory"
+    )
+
+
+def test_a_label_rpbuild_records_is_refused(rpbuild: RunCli, project: Path) -> None:
+    minimal = project / "profiles" / "minimal.toml"
+    text = minimal.read_text()
+    assert "[image.labels]\n" in text
+    minimal.write_text(
+        text.replace(
+            "[image.labels]\n", '[image.labels]\n"org.opencontainers.image.revision" = "x"\n'
+        )
+    )
+    r = rpbuild("render", cwd=project)
+    assert r.returncode == 2
+    assert (
+        "profiles/minimal.toml: image.labels: 'org.opencontainers.image.revision' is set by "
+        "rpbuild itself"
+    ) in _one_line_error(r.stderr)

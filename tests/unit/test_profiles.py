@@ -124,6 +124,28 @@ def test_extends_inherits_image_settings_and_merges_tables(tmp_path: Path) -> No
         ({"p": "budget = 'lots'\n" + PKG.format(name="a")}, r"budget: invalid size 'lots'"),
         ({"p": 'description = "nothing"\n'}, r"p\.toml: the profile has no packages"),
         ({"Bad_Name": PKG.format(name="a")}, r"invalid profile name 'Bad_Name'"),
+        ({"p": "[[package]]\ndescription = 'd'\n"}, r"p\.toml: package #1: 'name' is missing$"),
+        (
+            {"p": "[[package]]\nname = 5\n"},
+            r"p\.toml: package #1: 'name' must be a string \(got 5\)$",
+        ),
+        (
+            {"p": "[[package]]\nname = 'a b'\n"},
+            r"package #1: 'name' must be a package name: .* \(got 'a b'\)$",
+        ),
+        (
+            {"p": PKG.format(name="a") + "required = 'yes'\n"},
+            r"package 'a': 'required' must be true or false \(got 'yes'\)$",
+        ),
+        (
+            {"p": PKG.format(name="a") + "attr = ['x']\n"},
+            r"package 'a': 'attr' must be a string \(got an array\)$",
+        ),
+        # Field errors come before "no packages": the mistyped field is the news.
+        ({"p": "description = 5\n"}, r"p\.toml: description: must be a string \(got 5\)$"),
+        ({"p": "budget = 'lots'\n"}, r"p\.toml: budget: invalid size 'lots'"),
+        ({"p": "[image]\nlabels = { a = 1 }\n"}, r"image\.labels\.a: must be a string"),
+        ({"p": "budget = '0 MiB'\n" + PKG.format(name="a")}, r"budget: invalid size '0 MiB'"),
     ],
 )
 def test_bad_profiles_give_one_line_naming_the_file(
@@ -136,6 +158,7 @@ def test_bad_profiles_give_one_line_naming_the_file(
     text = str(info.value)
     assert "\n" not in text
     assert ".toml" in text
+    assert "None" not in text  # a missing value is said in words
 
 
 def test_unknown_profile_lists_the_known_ones() -> None:
@@ -177,3 +200,86 @@ def test_spec_is_data_only(tmp_path: Path) -> None:
             "required": False,
         }
     ]
+
+
+def test_a_huge_budget_does_not_overflow(tmp_path: Path) -> None:
+    write(tmp_path, "p", f"budget = '{'9' * 400} MiB'\n" + PKG.format(name="a"))
+    assert load_profiles(tmp_path)["p"].budget == int("9" * 400) * 1024**2
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "dev.rpbuild.profile",
+        "dev.rpbuild.fingerprint",
+        "dev.rpbuild.anything-new",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.created",
+    ],
+)
+def test_labels_rpbuild_records_cannot_be_set(tmp_path: Path, label: str) -> None:
+    write(tmp_path, "p", f'[image]\nlabels = {{ "{label}" = "x" }}\n' + PKG.format(name="a"))
+    with pytest.raises(ProfileError) as info:
+        load_profiles(tmp_path)
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'p.toml'}: image.labels: '{label}' is set by rpbuild")
+    assert "rpbuild's labels: dev.rpbuild.*, org.opencontainers.image.version" in text
+    assert info.value.hint
+
+
+def test_descriptive_labels_can_be_replaced_and_others_added(tmp_path: Path) -> None:
+    labels = {
+        "org.opencontainers.image.title": "t",
+        "org.opencontainers.image.description": "d",
+        "org.opencontainers.image.source": "https://example.org",
+        "dev.rpbuildx": "not ours",
+        "com.example.team": "net",
+    }
+    body = ", ".join(f'"{k}" = "{v}"' for k, v in labels.items())
+    write(tmp_path, "p", f"[image]\nlabels = {{ {body} }}\n" + PKG.format(name="a"))
+    assert dict(load_profiles(tmp_path)["p"].image.labels) == labels
+
+
+def test_a_profile_that_is_not_a_file_is_named(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    write(profiles, "good", PKG.format(name="a"))
+    cases = {
+        "self": "a symlink that loops back to itself, not a profile file",
+        "dangling": "a symlink to nowhere.toml, which does not exist",
+        "x": "a directory, not a profile file",
+    }
+    for name, message in cases.items():
+        path = profiles / f"{name}.toml"
+        if name == "self":
+            path.symlink_to(path.name)
+        elif name == "dangling":
+            path.symlink_to("nowhere.toml")
+        else:
+            path.mkdir()
+        with pytest.raises(ProfileError) as info:
+            load_profiles(profiles)
+        assert str(info.value) == f"{path}: {message}"
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink()
+
+
+def test_a_symlinked_profile_is_named_by_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "elsewhere", "real", "description = 5\n")
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "mine.toml").symlink_to(tmp_path / "elsewhere" / "real.toml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProfileError, match=r"^profiles/mine\.toml: description"):
+        load_profiles(profiles)
+
+
+def test_an_empty_profiles_directory_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ProfileError) as info:
+        load_profiles(tmp_path)
+    assert str(info.value) == f"{tmp_path}: no profiles (*.toml) here; add one or run rpbuild init"
