@@ -263,11 +263,12 @@ def _topology_prepare(c: Context, profile: str, build: Any, **options: Any) -> t
 
     The options first: a typo must not cost a build that may take minutes.
     """
+    from rpbuild import engine as engines
     from rpbuild import topology, views
     from rpbuild.build import build_image
 
     opts = _topology_options(**options)
-    topology.validate_options(opts)
+    topology.validate_options(opts, engines.detect(build.engine))
     _topology_profile(c, profile)
     with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
         built = build_image(
@@ -295,10 +296,11 @@ def compose_file(
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
     from rpbuild import compose as cmp
-    from rpbuild.fsutil import atomic_write
     from rpbuild.profiles import image_reference
 
     c = _ctx(ctx)
+    if output is not None:
+        cmp.check_output(output)
     prof = _topology_profile(c, profile)
     spec = cmp.TopologySpec(
         image=image_reference(prof.image.reference if tag is None else tag, prof.image.tag),
@@ -311,7 +313,7 @@ def compose_file(
     if output is None:
         sys.stdout.write(text)
         return
-    atomic_write(output, text)
+    cmp.write_output(output, text)
     if not c.quiet:
         print(f"{output}: written (docker-compose -f {output} up, or `rpbuild up`)")
 
@@ -816,6 +818,9 @@ def main() -> None:
     """Entry point: run the app and turn domain errors into exit codes."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    # A shell without job control starts `rpbuild ... &` with SIGINT ignored; a SIGINT
+    # sent to rpbuild must still stop it with its cleanup, as Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = app(args=join_pairs(sys.argv[1:]), prog_name="rpbuild", standalone_mode=False)
     except RpbuildError as exc:

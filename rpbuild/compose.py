@@ -13,9 +13,11 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import RpbuildError
+from rpbuild.fsutil import atomic_write
 
 IP_MODES = ("4", "6", "dual")
 ROLES = ("server", "client")
@@ -145,6 +147,40 @@ def check_networks(
     if bridge6 is not None and bridge6.overlaps(net6):
         raise RpbuildError(f"--subnet6 {bridge6} overlaps the IPv6 tunnel subnet {net6}")
     return bridge4, bridge6
+
+
+def overlap(subnet: str, networks: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first (network, subnet) of networks that overlaps subnet, or None.
+
+    Docker refuses a bridge whose subnet overlaps another network's ("Pool overlaps
+    with other one on this address space", naming neither): asked first, the error
+    can name both.
+    """
+    net = ipaddress.ip_network(subnet, strict=False)
+    for name, other in networks:
+        try:
+            used = ipaddress.ip_network(other, strict=False)
+        except ValueError:
+            continue
+        if used.version == net.version and net.overlaps(used):
+            return name, other
+    return None
+
+
+def subnets_of(doc: Mapping[str, Any]) -> list[str]:
+    """The subnets a compose document's networks ask for (a file edited by hand too)."""
+    found: list[str] = []
+    networks = doc.get("networks")
+    for network in networks.values() if isinstance(networks, dict) else ():
+        ipam = network.get("ipam") if isinstance(network, dict) else None
+        configs = ipam.get("config") if isinstance(ipam, dict) else None
+        for config in configs if isinstance(configs, list) else ():
+            subnet = config.get("subnet") if isinstance(config, dict) else None
+            try:
+                found.append(str(ipaddress.ip_network(str(subnet), strict=False)))
+            except ValueError:
+                continue
+    return found
 
 
 def plan(spec: TopologySpec) -> Plan:
@@ -327,3 +363,35 @@ def free_subnets(in_use: Sequence[str]) -> tuple[str, str]:
     raise RpbuildError(
         "no free subnet pair in 172.31.240.0/20 and fd00:7270::/60; pass --subnet4 and --subnet6"
     )
+
+
+def check_output(path: Path) -> None:
+    """Refuse an `-o PATH` that cannot take the file, before anything is written.
+
+    Left to the write, the error named its temporary file (`.x.json.1a2b.tmp: Is a
+    directory`) or a parent (`afile: File exists`), never the option.
+    """
+    if path.is_dir():
+        raise RpbuildError(
+            f"-o {path}: is a directory", hint=f"name a file, e.g. -o {path / 'compose.json'}"
+        )
+    if path.exists() and not path.is_file():
+        raise RpbuildError(
+            f"-o {path}: not a regular file", hint="leave out -o to write to standard output"
+        )
+    parent = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    if parent is not None and not parent.is_dir():
+        raise RpbuildError(f"-o {path}: {parent} is not a directory")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write the compose file to `-o PATH` whole or not at all; errors name `-o PATH`.
+
+    A symbolic link is written through, as a shell redirection would, not replaced.
+    """
+    check_output(path)
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        atomic_write(target, text)
+    except OSError as exc:
+        raise RpbuildError(f"-o {path}: {exc.strerror or exc}") from None

@@ -9,9 +9,11 @@ containers project_service_1, v2 project-service-1).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rpbuild import engine as engines
 from rpbuild import process
 from rpbuild.engine import Engine
 from rpbuild.errors import EngineError, ToolMissing
@@ -74,23 +76,46 @@ def down(compose: Compose, project: str, file: Path) -> process.Result:
     )
 
 
+def _failure(engine: Engine, result: process.Result, what: str) -> EngineError:
+    """The error for a failed query; an engine that does not answer is the usual cause."""
+    engines.ensure_running(engine)  # raises that, with its fix
+    last = result.stderr_tail(1).strip()
+    return EngineError(
+        f"{what} failed (exit {result.returncode})" + (f": {last}" if last else ""),
+        argv=result.argv,
+        returncode=result.returncode,
+        stderr_tail=result.stderr_tail(),
+    )
+
+
+def _list(engine: Engine, *args: str, what: str) -> str:
+    """Run a listing and return its output; a listing that fails is an error.
+
+    Never "nothing found": `down` once took an unreachable daemon's failing
+    `docker ps` for an empty project, said it had removed everything and deleted
+    the state of a topology that was still running.
+    """
+    result = process.run(engine.argv(*args), what=what, error=EngineError, check=False)
+    if result.returncode != 0:
+        raise _failure(engine, result, what)
+    return result.stdout
+
+
 def containers(engine: Engine, project: str) -> dict[str, str]:
     """service -> container id, stopped ones included."""
-    result = process.run(
-        engine.argv(
-            "ps",
-            "--all",
-            "--no-trunc",
-            "--filter",
-            f"label={PROJECT_LABEL}={project}",
-            "--format",
-            f'{{{{.ID}}}} {{{{.Label "{SERVICE_LABEL}"}}}}',
-        ),
+    listing = _list(
+        engine,
+        "ps",
+        "--all",
+        "--no-trunc",
+        "--filter",
+        f"label={PROJECT_LABEL}={project}",
+        "--format",
+        f'{{{{.ID}}}} {{{{.Label "{SERVICE_LABEL}"}}}}',
         what=f"{engine.name} ps",
-        error=EngineError,
     )
     out: dict[str, str] = {}
-    for line in result.stdout.splitlines():
+    for line in listing.splitlines():
         cid, _, service = line.strip().partition(" ")
         if cid:
             out[service] = cid
@@ -98,16 +123,19 @@ def containers(engine: Engine, project: str) -> dict[str, str]:
 
 
 def leftovers(engine: Engine, project: str) -> dict[str, list[str]]:
-    """What of the project still exists: containers, networks, volumes (ids or names)."""
+    """What of the project still exists: containers, networks, volumes (ids or names).
+
+    Raises when the engine cannot say: an empty answer must mean nothing is left.
+    """
     label = f"label={PROJECT_LABEL}={project}"
     found: dict[str, list[str]] = {}
-    for kind, argv in (
-        ("containers", engine.argv("ps", "--all", "--quiet", "--filter", label)),
-        ("networks", engine.argv("network", "ls", "--quiet", "--filter", label)),
-        ("volumes", engine.argv("volume", "ls", "--quiet", "--filter", label)),
+    for kind, command in (
+        ("containers", ("ps", "--all")),
+        ("networks", ("network", "ls")),
+        ("volumes", ("volume", "ls")),
     ):
-        result = process.run(argv, what=f"{engine.name} {kind}", error=EngineError, check=False)
-        found[kind] = result.stdout.split() if result.returncode == 0 else []
+        what = f"{engine.name} {command[0] if kind == 'containers' else ' '.join(command)}"
+        found[kind] = _list(engine, *command, "--quiet", "--filter", label, what=what).split()
     return found
 
 
@@ -129,25 +157,44 @@ def sweep(engine: Engine, project: str) -> dict[str, list[str]]:
     return leftovers(engine, project)
 
 
-def subnets_in_use(engine: Engine) -> list[str]:
-    """Every subnet of the engine's networks, to choose ones that do not collide."""
-    ids = process.run(
-        engine.argv("network", "ls", "--quiet"), what=f"{engine.name} network ls", error=EngineError
-    ).stdout.split()
-    if not ids:
-        return []
-    result = process.run(
-        engine.argv("network", "inspect", *ids),
-        what=f"{engine.name} network inspect",
-        error=EngineError,
-    )
-    subnets: list[str] = []
-    for net in json.loads(result.stdout or "[]"):
+_GONE = re.compile(r"no such network|network \S+ not found", re.I)
+
+
+def network_subnets(engine: Engine) -> list[tuple[str, str]]:
+    """(network name, subnet) for every subnet of the engine's networks.
+
+    Other programs create and remove networks meanwhile: one that vanishes between
+    the listing and the inspection is asked about again, not an error.
+    """
+    what = f"{engine.name} network inspect"
+    for _ in range(3):
+        ids = _list(engine, "network", "ls", "--quiet", what=f"{engine.name} network ls").split()
+        if not ids:
+            return []
+        result = process.run(
+            engine.argv("network", "inspect", *ids), what=what, error=EngineError, check=False
+        )
+        if result.returncode == 0:
+            return _parse_subnets(result.stdout)
+        if not _GONE.search(result.stderr):
+            break
+    raise _failure(engine, result, what)
+
+
+def _parse_subnets(output: str) -> list[tuple[str, str]]:
+    subnets: list[tuple[str, str]] = []
+    for net in json.loads(output or "[]"):
+        name = str(net.get("Name") or net.get("name") or net.get("Id") or net.get("id") or "?")
         ipam = net.get("IPAM") or {}
         for config in ipam.get("Config") or []:
             if config.get("Subnet"):
-                subnets.append(str(config["Subnet"]))
+                subnets.append((name, str(config["Subnet"])))
         for sub in net.get("subnets") or []:  # podman
             if sub.get("subnet"):
-                subnets.append(str(sub["subnet"]))
+                subnets.append((name, str(sub["subnet"])))
     return subnets
+
+
+def subnets_in_use(engine: Engine) -> list[str]:
+    """Every subnet of the engine's networks, to choose ones that do not collide."""
+    return [subnet for _, subnet in network_subnets(engine)]

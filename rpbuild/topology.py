@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import math
 import re
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,12 +116,14 @@ def _read_compose_file(path: Path) -> tuple[dict[str, Any], cmp.Plan]:
     return doc, cmp.plan_of(doc, str(path))
 
 
-def validate_options(opts: Options) -> None:
+def validate_options(opts: Options, engine: engines.Engine | None = None) -> None:
     """Check every option before anything is built, started or asked of the engine.
 
     Each error is one line naming the option as the user typed it. up() and test()
     call this first; a CLI that builds the image before calling them calls it too,
-    before the build.
+    before the build, and passes the engine: then what the engine must offer is
+    checked as well (check_engine), so that a missing compose tool or a taken
+    subnet does not cost a build and a load first.
     """
     if opts.name is not None:
         check_name(opts.name)
@@ -130,6 +135,74 @@ def validate_options(opts: Options) -> None:
     )
     if opts.compose_file is not None:
         _read_compose_file(opts.compose_file)
+    if engine is not None:
+        check_engine(engine, opts)
+
+
+def check_engine(engine: engines.Engine, opts: Options) -> composetool.Compose:
+    """The engine's compose tool, once explicit subnets are known to be free there."""
+    tool = composetool.detect(engine)
+    if _given_subnets(opts):
+        _check_subnets_free(engine, opts, composetool.network_subnets(engine))
+    return tool
+
+
+def _given_subnets(opts: Options) -> list[tuple[str, str]]:
+    """The bridge subnets the user chose, each with the option that chose it."""
+    if opts.compose_file is not None:
+        doc, _ = _read_compose_file(opts.compose_file)
+        return [(f"--compose-file {opts.compose_file}: subnet", s) for s in cmp.subnets_of(doc)]
+    given = [("--subnet4", opts.subnet4)]
+    if opts.ip != "4":  # the IPv4-only file has no IPv6 subnet
+        given.append(("--subnet6", opts.subnet6))
+    return [(option, str(ipaddress.ip_network(s))) for option, s in given if s is not None]
+
+
+def _check_subnets_free(
+    engine: engines.Engine, opts: Options, networks: Sequence[tuple[str, str]]
+) -> None:
+    """Refuse a chosen bridge subnet that overlaps a network of the engine, naming both."""
+    for option, subnet in _given_subnets(opts):
+        hit = cmp.overlap(subnet, networks)
+        if hit is not None:
+            raise RpbuildError(
+                f"{option} {subnet} overlaps {engine.name} network '{hit[0]}' ({hit[1]})",
+                hint=_OVERLAP_HINT["file" if opts.compose_file else "option"],
+            )
+
+
+_OVERLAP_HINT = {
+    "file": "change the subnet in the file, or write it again with `rpbuild compose` "
+    "and a free --subnet4/--subnet6",
+    "option": "choose a free subnet, or leave out --subnet4 and --subnet6: "
+    "rpbuild then takes the first free pair",
+}
+_POOL_OVERLAP = re.compile(r"pool overlaps", re.I)
+
+
+def _overlap_error(engine: engines.Engine, opts: Options, doc: dict[str, Any]) -> RpbuildError:
+    """compose failed on a taken subnet after render() had looked: name what took it."""
+    given = {subnet: option for option, subnet in _given_subnets(opts)}
+    networks = composetool.network_subnets(engine)
+    for subnet in cmp.subnets_of(doc):
+        hit = cmp.overlap(subnet, networks)
+        if hit is None:
+            continue
+        taken = f"overlaps {engine.name} network '{hit[0]}' ({hit[1]})"
+        if subnet in given:
+            return RpbuildError(
+                f"{given[subnet]} {subnet} {taken}",
+                hint=_OVERLAP_HINT["file" if opts.compose_file else "option"],
+            )
+        return RpbuildError(
+            f"bridge subnet {subnet} (chosen as free) {taken}, created meanwhile",
+            hint="run the command again: it chooses around that network",
+        )
+    return RpbuildError(
+        f"the bridge subnets {', '.join(cmp.subnets_of(doc))} overlap a {engine.name} network "
+        "that existed while compose started",
+        hint="run the command again, or pass --subnet4 and --subnet6",
+    )
 
 
 def state_file(project: Project, name: str) -> Path:
@@ -143,13 +216,19 @@ def is_standin(engine: engines.Engine, image: str) -> bool:
 
 
 def render(engine: engines.Engine, image: str, opts: Options) -> tuple[dict[str, Any], cmp.Plan]:
-    """The compose document to run: opts.compose_file, or one rendered for image."""
+    """The compose document to run: opts.compose_file, or one rendered for image.
+
+    Its bridge subnets overlap none of the engine's networks: the ones the user
+    chose are checked (the error names the option), the others chosen around them.
+    """
+    networks = composetool.network_subnets(engine)
+    _check_subnets_free(engine, opts, networks)
     if opts.compose_file is not None:
         return _read_compose_file(opts.compose_file)
     subnet4, subnet6 = opts.subnet4, opts.subnet6
     if subnet4 is None or subnet6 is None:
         # The tunnel subnets count as taken: a bridge must not overlap them either.
-        taken = [*composetool.subnets_in_use(engine), opts.tunnel4, opts.tunnel6]
+        taken = [*(subnet for _, subnet in networks), opts.tunnel4, opts.tunnel6]
         free4, free6 = cmp.free_subnets(taken)
         subnet4, subnet6 = subnet4 or free4, subnet6 or free6
     spec = cmp.TopologySpec(
@@ -240,7 +319,7 @@ class _Prepared:
 
 def _prepare(engine: engines.Engine, image: str, opts: Options) -> _Prepared:
     tool = composetool.detect(engine)
-    doc, plan = render(engine, image, opts)
+    doc, plan = render(engine, image, opts)  # checks the subnets against the engine's
     missing = [ref for ref in cmp.images(doc) if engines.inspect(engine, ref) is None]
     if missing:
         raise RpbuildError(f"{missing[0]}: no such image in {engine.name}; build it first")
@@ -263,7 +342,12 @@ def _start(
     atomic_write(file, cmp.dump(prepared.doc))
     topo = Topology(name=name, file=file, compose=tool, plan=plan)
     say(f"{name}: starting server and client ({tool.name}, IP {plan.ip})")
-    composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
+    try:
+        composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
+    except EngineError as exc:
+        if _POOL_OVERLAP.search(f"{exc.message}\n{exc.stderr_tail}"):
+            raise _overlap_error(engine, opts, prepared.doc) from None
+        raise
     try:
         wait_for_tunnel(engine, name, deadline, opts.timeout)
     except TopologyFailed as exc:
@@ -298,44 +382,83 @@ def container_logs(engine: engines.Engine, name: str) -> str:
     return "\n".join(parts) + "\n" if parts else ""
 
 
+_KINDS = {"containers": "containers", "networks": "network", "volumes": "key volumes"}
+
+
 def teardown(engine: engines.Engine, name: str, file: Path | None, say: Say = _silent) -> None:
-    """compose down (containers, network, volumes), then remove whatever is left by label."""
-    if file is not None and file.is_file():
-        with contextlib.suppress(RpbuildError):
+    """compose down (containers, network, volumes), then remove whatever is left by label.
+
+    The state file goes only once the engine has said that nothing is left, and
+    the message says what was there: an engine that cannot be asked is an error,
+    never "removed".
+    """
+    found = composetool.leftovers(engine, name)
+    failure = ""
+    if file is not None and file.is_file() and any(found.values()):
+        try:
             tool = composetool.detect(engine)
-            composetool.down(tool, name, file)
+            result = composetool.down(tool, name, file)
+            if result.returncode != 0:
+                last = result.stderr_tail(1).strip()
+                failure = f"{tool.name} down failed (exit {result.returncode}): {last}"
+        except Interrupted:
+            raise
+        except RpbuildError as exc:  # the sweep below removes what compose could not
+            failure = exc.message
     left = composetool.sweep(engine, name)
     remaining = [f"{len(v)} {k}" for k, v in left.items() if v]
     if remaining:
-        raise EngineError(f"{name}: could not remove {', '.join(remaining)}")
+        raise EngineError(
+            f"{name}: could not remove {', '.join(remaining)}"
+            + (f" ({failure})" if failure else ""),
+            hint=f"see `{engine.name} ps --all --filter label={composetool.PROJECT_LABEL}={name}`",
+        )
     if file is not None:
         file.unlink(missing_ok=True)
-    say(f"{name}: removed containers, network and key volumes")
+    removed = [_KINDS[kind] for kind, items in found.items() if items]
+    if removed:
+        say(f"{name}: removed {_join(removed)}")
+
+
+def _join(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 @contextlib.contextmanager
 def _cleanup_on_failure(
     engine: engines.Engine, name: str, project: Project, show_logs: Say, say: Say, always: bool
 ) -> Iterator[None]:
-    """On failure: show both logs, then tear down; with always, tear down in any case."""
-    failed = True
+    """On failure: show both logs, then tear down; with always, tear down in any case.
+
+    A teardown that fails after another error does not replace it (that one is
+    the cause), but the user learns from its hint that something may be left.
+    """
+    failure: BaseException | None = None
     try:
         yield
-        failed = False
-    except (Interrupted, KeyboardInterrupt):
+    except (Interrupted, KeyboardInterrupt) as exc:
+        failure = exc
         raise
-    except BaseException:
+    except BaseException as exc:
+        failure = exc
         with contextlib.suppress(RpbuildError):
             show_logs(container_logs(engine, name))
         raise
     finally:
-        if failed or always:
+        if failure is not None or always:
             try:
                 teardown(engine, name, state_file(project, name), say)
             except RpbuildError as exc:
-                if not failed:
+                if failure is None:
                     raise
-                say(f"warning: {exc.message}")
+                left = (
+                    f"{name} may be left running ({exc.message}); "
+                    f"remove it with `rpbuild down --name {name}`"
+                )
+                if isinstance(failure, RpbuildError):
+                    failure.hint = f"{left}; {failure.hint}" if failure.hint else left
+                else:
+                    say(f"warning: {left}")
 
 
 def up(
@@ -350,11 +473,31 @@ def up(
     """Start the topology and leave it running once the tunnel works."""
     validate_options(opts)
     name = check_name(opts.name or DEFAULT_NAME)
-    _refuse_existing(engine, name)
-    started = time.monotonic()
-    prepared = _prepare(engine, image, opts)
-    with _cleanup_on_failure(engine, name, project, show_logs, say, always=False):
-        return _start(project, engine, prepared, opts, name, say, started)
+    with _interruptible():
+        _refuse_existing(engine, name)
+        started = time.monotonic()
+        prepared = _prepare(engine, image, opts)
+        with _cleanup_on_failure(engine, name, project, show_logs, say, always=False):
+            return _start(project, engine, prepared, opts, name, say, started)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Let SIGINT stop the run (teardown included) even when rpbuild inherited it ignored.
+
+    A shell without job control starts a background command with SIGINT ignored,
+    and Python then installs no KeyboardInterrupt handler: `kill -INT PID` did
+    nothing and the test ran on. A handler someone else installed stays.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _refuse_existing(engine: engines.Engine, name: str) -> None:
@@ -367,10 +510,15 @@ def _refuse_existing(engine: engines.Engine, name: str) -> None:
 
 
 def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _silent) -> bool:
-    """Remove the topology; False when there was nothing to remove."""
+    """Remove the topology; False when the engine says nothing of it exists.
+
+    An engine that cannot be asked raises: "nothing to stop" is said only when
+    it is known, and the state file of a topology that may run stays.
+    """
     check_name(name)
     file = state_file(project, name)
-    if not file.is_file() and not any(composetool.leftovers(engine, name).values()):
+    if not any(composetool.leftovers(engine, name).values()):
+        file.unlink(missing_ok=True)  # the state of a topology that is gone
         return False
     teardown(engine, name, file, say)
     return True
@@ -530,6 +678,21 @@ def test(
     """
     validate_options(opts)
     name = check_name(opts.name or f"rpbuild-test-{uuid.uuid4().hex[:8]}")
+    with _interruptible():
+        return _test(project, engine, image, opts, name, say, report, show_logs)
+
+
+def _test(
+    project: Project,
+    engine: engines.Engine,
+    image: str,
+    opts: Options,
+    name: str,
+    say: Say,
+    report: Say,
+    show_logs: Say,
+) -> list[Check]:
+    """test() once SIGINT is sure to stop it."""
     _refuse_existing(engine, name)
     standin = is_standin(engine, image)
     if opts.real_rosenpass and standin:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,18 +49,24 @@ class Env:
     tag: str
     names: list[str] = field(default_factory=list)
 
-    def cli(self, *args: str, timeout: float = 600) -> Run:
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {**os.environ, "XDG_STATE_HOME": str(self.state), "COLUMNS": "200"}
         env.pop("RPBUILD_REAL_IMAGES", None)  # it means --real-rosenpass to rpbuild test
+        return env | (extra or {})
+
+    def cli(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> Run:
         proc = subprocess.run(
             [sys.executable, "-m", "rpbuild", *args],
             cwd=self.project,
-            env=env,
+            env=self.environ(env),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def state_file(self, name: str) -> Path:
+        return self.project / ".rpbuild" / "topology" / f"{name}.json"
 
     def name(self) -> str:
         """A compose project name of this run; checked to be gone at the end."""
@@ -237,6 +248,102 @@ def test_psk_checks_refuse_stand_in_images(env: Env) -> None:
     assert nothing_left(name)
 
 
+def a_network_of_our_own() -> tuple[str, str]:
+    """A new Docker network (name, IPv4 subnet) outside the ranges rpbuild chooses from."""
+    in_use = [ipaddress.ip_network(s) for s in composetool.subnets_in_use(engines.detect("docker"))]
+    for _ in range(20):
+        subnet = ipaddress.ip_network(
+            f"10.{random.randint(214, 254)}.{random.randint(0, 255)}.0/24"
+        )
+        if any(subnet.overlaps(u) for u in in_use if u.version == 4):
+            continue
+        name = f"rpbuild-it-{uuid.uuid4().hex[:8]}"
+        if docker("network", "create", "--subnet", str(subnet), name, check=False).returncode == 0:
+            return name, str(subnet)
+    raise AssertionError("no free subnet for a test network")
+
+
+def test_a_subnet_another_network_has_is_refused_naming_both(env: Env) -> None:
+    """It failed in compose with "Pool overlaps with other one ...", naming no option."""
+    network, subnet = a_network_of_our_own()
+    try:
+        name = env.name()
+        run = env.cli(
+            "test", "--subnet4", subnet, "--userspace-wireguard", "--name", name, *build_args(env)
+        )
+        assert run.returncode == 2, run.stdout + run.stderr
+        errors = [line for line in run.stderr.splitlines() if line.startswith("rpbuild: error")]
+        assert errors == [
+            f"rpbuild: error: --subnet4 {subnet} overlaps docker network '{network}' ({subnet})"
+        ], run.stderr
+        assert "starting" not in run.stderr and "removed" not in run.stderr
+        assert nothing_left(name), leftovers(name)
+        assert not env.state_file(name).exists()
+    finally:
+        docker("network", "rm", network, check=False)
+
+
+@pytest.mark.parametrize("inherited", ["ignored", "default"])
+def test_sigint_to_rpbuild_alone_stops_the_run_and_leaves_nothing(
+    env: Env, tmp_path: Path, inherited: str
+) -> None:
+    """`rpbuild test &` from a script inherits SIGINT ignored: `kill -INT PID` (not the
+    group) went unseen and the test ran on to pass."""
+    name = env.name()
+    argv = [sys.executable, "-m", "rpbuild", "test", "--userspace-wireguard", "--name", name]
+    argv += build_args(env)
+    if inherited == "ignored":
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+    stdout = tmp_path / "stdout"
+    with stdout.open("w") as out:
+        proc = subprocess.Popen(
+            argv, cwd=env.project, env=env.environ(), stdout=out, stderr=subprocess.PIPE, text=True
+        )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not any("starting server and client" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)  # to rpbuild alone, not its process group
+        code = proc.wait(timeout=120)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = "".join(lines)
+    assert code == 130, stderr
+    assert "interrupted" in stderr.splitlines()[-1], stderr
+    assert "passed" not in stdout.read_text()
+    assert nothing_left(name), leftovers(name)
+    assert not env.state_file(name).exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("podman") is None or shutil.which("podman-compose") is not None,
+    reason="needs podman without podman-compose",
+)
+def test_a_missing_compose_tool_is_found_before_the_image_is_loaded(env: Env) -> None:
+    tag = f"rpbuild-test/{uuid.uuid4().hex[:10]}:podman"
+    name = env.name()
+    args = ["--profile", "with-wireguard", "--tag", tag, *STANDIN_OVERRIDES]
+    try:
+        run = env.cli("test", "--engine", "podman", "--name", name, *args)
+        assert run.returncode == 3, run.stdout + run.stderr
+        assert run.stderr.splitlines()[0] == (
+            "rpbuild: error: neither `podman compose` nor podman-compose is installed"
+        )
+        exists = subprocess.run(["podman", "image", "exists", tag], check=False, timeout=60)
+        assert exists.returncode == 1, "the image was built and loaded first"
+    finally:
+        subprocess.run(["podman", "image", "rm", "--force", tag], capture_output=True, check=False)
+
+
 @pytest.mark.realimages
 @pytest.mark.skipif(
     not os.environ.get("RPBUILD_REAL_IMAGES"),
@@ -380,6 +487,24 @@ def test_containers_are_unprivileged_with_only_net_admin_added(running: Running)
         status = docker("exec", cid, "grep", "CapEff", "/proc/1/status").stdout
         caps = int(status.split()[1], 16)
         assert caps == 1 << CAP_NET_ADMIN, hex(caps)  # NET_RAW too is dropped
+
+
+def test_down_with_the_engine_unreachable_fails_and_keeps_the_topology(
+    env: Env, running: Running
+) -> None:
+    """It said "removed containers, network and key volumes", exit 0, and deleted the
+    state file while the containers ran on; with nothing up it said "nothing to stop"."""
+    unreachable = {"DOCKER_HOST": "unix:///tmp/rpbuild-it-nonexistent.sock"}
+    assert env.state_file(running.name).is_file()
+    for name in (running.name, env.name()):
+        down = env.cli("down", "--name", name, env=unreachable)
+        assert down.returncode == 3, down.stdout + down.stderr
+        assert down.stdout == ""
+        lines = down.stderr.splitlines()
+        assert lines[0] == "rpbuild: error: the Docker daemon is not running or not reachable"
+        assert [line.split(":")[1] for line in lines] == [" error", " hint"], down.stderr
+    assert env.state_file(running.name).is_file()
+    assert composetool.containers(engines.detect("docker"), running.name) == running.containers
 
 
 def test_key_material_appears_in_no_log(running: Running) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,70 @@ def test_cli_writes_the_document_and_refuses_profiles_without_wg_and_ping(
     assert bad.stderr.splitlines() == [
         "rpbuild: error: --subnet6: fe80::/64 is not a unique local (fd00::/8) network"
     ]
+
+
+def test_overlap_names_the_network_of_the_same_family() -> None:
+    networks = [("bridge", "172.17.0.0/16"), ("v6", "fd00:7270::/48"), ("odd", "bogus")]
+    assert cmp.overlap("172.17.5.0/24", networks) == ("bridge", "172.17.0.0/16")
+    assert cmp.overlap("172.16.0.0/12", networks) == ("bridge", "172.17.0.0/16")
+    assert cmp.overlap("fd00:7270:0:1::/64", networks) == ("v6", "fd00:7270::/48")
+    assert cmp.overlap("172.18.0.0/24", networks) is None
+    assert cmp.overlap("fd00:7271::/64", networks) is None
+
+
+def test_subnets_of_reads_an_edited_file_without_failing() -> None:
+    assert cmp.subnets_of(doc(ip="dual")) == [cmp.DEFAULT_SUBNET4, cmp.DEFAULT_SUBNET6]
+    assert cmp.subnets_of(doc(ip="4")) == [cmp.DEFAULT_SUBNET4]
+    odd = {"networks": {"a": {"ipam": {"config": [{"subnet": "x"}, "y", {}]}}, "b": None}}
+    assert cmp.subnets_of(odd) == []
+    assert cmp.subnets_of({"networks": ["a"]}) == []
+
+
+# --- -o PATH: checked first, errors name the option ----------------------------------
+
+
+def bad_outputs(tmp_path: Path) -> list[tuple[Path, str]]:
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "afile").write_text("keep\n")
+    os.mkfifo(tmp_path / "fifo")
+    return [
+        (tmp_path / "existing", f"-o {tmp_path / 'existing'}: is a directory"),
+        (tmp_path / "afile" / "x.json", f"-o {tmp_path}/afile/x.json: {tmp_path}/afile is not a directory"),
+        (tmp_path / "afile" / "d" / "x.json", f"-o {tmp_path}/afile/d/x.json: {tmp_path}/afile is not a directory"),
+        (tmp_path / "fifo", f"-o {tmp_path / 'fifo'}: not a regular file"),
+    ]  # fmt: skip
+
+
+def test_bad_output_paths_name_the_option_and_write_nothing(tmp_path: Path) -> None:
+    """`compose -o DIR` named a temporary file (`.DIR.yyn3_mtg.tmp: Is a directory`),
+    `-o afile/x.json` said `afile: File exists`."""
+    for path, message in bad_outputs(tmp_path):
+        with pytest.raises(RpbuildError) as checked:
+            cmp.check_output(path)
+        with pytest.raises(RpbuildError) as written:
+            cmp.write_output(path, "{}\n")
+        assert checked.value.message == written.value.message == message
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["afile", "existing", "fifo"]
+    assert (tmp_path / "afile").read_text() == "keep\n"
+
+
+def test_output_is_written_whole_through_links_and_into_new_directories(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    cmp.write_output(link, "{}\n")
+    assert link.is_symlink() and target.read_text() == "{}\n"
+    cmp.write_output(tmp_path / "new" / "c.json", "{}\n")
+    assert (tmp_path / "new" / "c.json").read_text() == "{}\n"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_cli_refuses_a_bad_output_path_in_one_line(
+    rpbuild: RunCli, project: Path, tmp_path: Path
+) -> None:
+    for path, message in bad_outputs(tmp_path):
+        out = rpbuild("compose", "-o", str(path), cwd=project)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.splitlines()[0] == f"rpbuild: error: {message}"
+        assert out.stdout == ""

@@ -4,6 +4,9 @@ machine has no real rosenpass, so this is where their logic runs on every CI run
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,10 +15,11 @@ from typing import Any, cast
 import pytest
 
 from rpbuild import compose as cmp
+from rpbuild import composetool
 from rpbuild import topology as topo
 from rpbuild.composetool import Compose
 from rpbuild.engine import Engine
-from rpbuild.errors import RpbuildError
+from rpbuild.errors import EngineError, RpbuildError, ToolMissing
 from rpbuild.profiles import image_reference
 from rpbuild.project import Project
 
@@ -306,7 +310,7 @@ def test_a_missing_image_tears_nothing_down(
     monkeypatch.setattr(
         "rpbuild.composetool.detect", lambda e: Compose(engine=e, command=("docker-compose",))
     )
-    monkeypatch.setattr("rpbuild.composetool.subnets_in_use", lambda e: [])
+    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: [])
     monkeypatch.setattr("rpbuild.engine.inspect", lambda e, ref: None)
     with pytest.raises(RpbuildError, match=r"^x:y: no such image in docker; build it first$"):
         topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
@@ -319,9 +323,300 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
 ) -> None:
     topo.validate_options(topo.Options())
     topo.validate_options(topo.Options(ip="4", subnet4="172.30.0.0/24", name="x_1", timeout=5))
-    monkeypatch.setattr("rpbuild.composetool.subnets_in_use", lambda e: [])
+    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: [])
     opts = topo.Options(tunnel4="172.31.240.0/24", tunnel6="fd00:7270::/64")
     topo.validate_options(opts)  # the bridge subnets are chosen later, around the tunnel
     doc, _ = topo.render(ENGINE, "x:y", opts)
     subnets = [c["subnet"] for c in doc["networks"]["transit"]["ipam"]["config"]]
     assert subnets == ["172.31.241.0/24", "fd00:7270:0:1::/64"]
+
+
+# --- an engine that cannot be asked is an error, never "nothing there" -------------
+
+DAEMON_DOWN = "Cannot connect to the Docker daemon at unix:///tmp/nonexistent.sock."
+
+
+class FakeEngine:
+    """process.run for a scripted engine: each argv prefix answers (code, stdout, stderr)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+        monkeypatch.setattr("rpbuild.process.run", self.run)
+        monkeypatch.setattr("rpbuild.process.which", lambda name: None)
+
+    def run(self, argv: list[str], **kwargs: Any) -> Any:
+        from rpbuild import process
+
+        line = " ".join(argv[1:])
+        self.calls.append(line)
+        for prefix, answer in self.answers.items():
+            if line.startswith(prefix):
+                code, out, err = answer(line) if callable(answer) else answer
+                result = process.Result(argv=argv, returncode=code, stdout=out, stderr=err)
+                if kwargs.get("check", True) and code != 0:
+                    raise EngineError(f"{kwargs.get('what')} failed (exit {code}): {err}")
+                return result
+        raise AssertionError(f"unexpected engine call: {argv}")
+
+
+UNREACHABLE = {"": (1, "", DAEMON_DOWN)}  # every command, `docker version` too
+
+
+def test_a_failing_listing_is_an_error_not_an_empty_project(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeEngine(monkeypatch, UNREACHABLE)
+    with pytest.raises(ToolMissing, match="Docker daemon is not running or not reachable"):
+        composetool.leftovers(ENGINE, "rvx")
+    # The daemon answers, the listing fails for another reason: that reason, in one line.
+    FakeEngine(monkeypatch, {"version": (0, "20.10\n", ""), "": (1, "", "permission denied\n")})
+    with pytest.raises(EngineError) as info:
+        composetool.leftovers(ENGINE, "rvx")
+    assert info.value.message == "docker ps failed (exit 1): permission denied"
+    with pytest.raises(EngineError, match=r"^docker ps failed"):
+        composetool.containers(ENGINE, "rvx")
+    with pytest.raises(EngineError, match=r"^docker network ls failed"):
+        composetool.network_subnets(ENGINE)
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_down_with_an_unreachable_engine_fails_and_keeps_the_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, with_state: bool
+) -> None:
+    """It said "removed containers, network and key volumes", exit 0, and deleted the
+    state of a topology that kept running; with nothing up, "nothing to stop"."""
+    project = fake_project(tmp_path)
+    file = topo.state_file(project, "rvx")
+    if with_state:
+        file.parent.mkdir(parents=True)
+        file.write_text("{}")
+    FakeEngine(monkeypatch, UNREACHABLE)
+    lines: list[str] = []
+    with pytest.raises(ToolMissing) as info:
+        topo.down(project, ENGINE, "rvx", say=lines.append)
+    assert "\n" not in info.value.message and info.value.hint
+    assert lines == []
+    assert file.is_file() == with_state
+
+
+def listing(containers: str = "", networks: str = "", volumes: str = "") -> dict[str, Any]:
+    return {
+        "ps --all --quiet": (0, containers, ""),
+        "network ls --quiet": (0, networks, ""),
+        "volume ls --quiet": (0, volumes, ""),
+    }
+
+
+def test_down_of_a_topology_that_is_gone_says_so_and_drops_its_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = fake_project(tmp_path)
+    file = topo.state_file(project, "rvx")
+    file.parent.mkdir(parents=True)
+    file.write_text("{}")
+    FakeEngine(monkeypatch, listing())
+    assert topo.down(project, ENGINE, "rvx") is False
+    assert not file.exists()
+
+
+def test_teardown_says_only_what_was_there(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """compose up that failed on its network had made only volumes: not "removed containers"."""
+    gone: list[str] = []
+
+    def volumes(line: str) -> tuple[int, str, str]:
+        return (0, "" if gone else "rvx_server-private\n", "")
+
+    def remove(line: str) -> tuple[int, str, str]:
+        gone.append(line)
+        return (0, "", "")
+
+    FakeEngine(monkeypatch, listing() | {"volume ls --quiet": volumes, "volume rm": remove})
+    lines: list[str] = []
+    topo.teardown(ENGINE, "rvx", None, lines.append)
+    assert gone == ["volume rm --force rvx_server-private"]
+    assert lines == ["rvx: removed key volumes"]
+
+
+def test_teardown_that_leaves_something_names_compose_s_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    file = tmp_path / "rvx.json"
+    file.write_text("{}")
+    FakeEngine(
+        monkeypatch,
+        listing(containers="c1\n")
+        | {
+            "compose version": (1, "", "unknown command"),
+            "rm --force": (1, "", "device busy"),
+        },
+    )
+    monkeypatch.setattr("rpbuild.process.which", lambda name: f"/usr/bin/{name}")
+
+    def compose_down(tool: Compose, project: str, path: Path) -> Any:
+        from rpbuild import process
+
+        return process.Result(argv=[], returncode=1, stdout="", stderr="ERROR: no permission\n")
+
+    monkeypatch.setattr("rpbuild.composetool.down", compose_down)
+    with pytest.raises(EngineError) as info:
+        topo.teardown(ENGINE, "rvx", file, lambda _: None)
+    assert info.value.message == (
+        "rvx: could not remove 1 containers "
+        "(docker-compose down failed (exit 1): ERROR: no permission)"
+    )
+    assert file.is_file()  # the state stays while something of it does
+
+
+def test_a_teardown_failing_after_an_error_keeps_that_error_and_says_what_is_left(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def teardown(*args: object, **_: object) -> None:
+        raise ToolMissing("the Docker daemon is not running or not reachable")
+
+    monkeypatch.setattr(topo, "teardown", teardown)
+    monkeypatch.setattr(topo, "container_logs", lambda e, n: "")
+    failure = topo.TopologyFailed("the tunnel was not up within 5 s", hint="pass X")
+    with (
+        pytest.raises(topo.TopologyFailed) as info,
+        topo._cleanup_on_failure(
+            ENGINE, "rvx", fake_project(tmp_path), lambda _: None, lambda _: None, always=True
+        ),
+    ):
+        raise failure
+    assert info.value.message == "the tunnel was not up within 5 s"
+    assert info.value.hint == (
+        "rvx may be left running (the Docker daemon is not running or not reachable); "
+        "remove it with `rpbuild down --name rvx`; pass X"
+    )
+
+
+# --- explicit subnets are checked against the engine's networks ----------------------
+
+NETWORKS = [("bridge", "172.17.0.0/16"), ("other", "fd00:7270:5::/64")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"subnet4": "172.17.0.0/24"},
+            "--subnet4 172.17.0.0/24 overlaps docker network 'bridge' (172.17.0.0/16)",
+        ),
+        (
+            {"subnet6": "fd00:7270:5::/48"},
+            "--subnet6 fd00:7270:5::/48 overlaps docker network 'other' (fd00:7270:5::/64)",
+        ),
+        ({"subnet6": "fd00:7270:5::/48", "ip": "4"}, None),  # IPv4 only: no IPv6 bridge
+        ({"subnet4": "172.18.0.0/24", "subnet6": "fd00:7270:6::/64"}, None),
+    ],
+)
+def test_explicit_subnets_that_overlap_an_engine_network_are_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], message: str | None
+) -> None:
+    """`test --subnet4 172.17.0.0/16` failed in compose with "Pool overlaps ...", no option."""
+    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    monkeypatch.setattr(
+        "rpbuild.composetool.detect", lambda e: Compose(engine=e, command=("docker-compose",))
+    )
+    opts = topo.Options(**kwargs)
+    topo.validate_options(opts)  # without the engine, nothing is asked of it
+    if message is None:
+        topo.validate_options(opts, ENGINE)
+        topo.render(ENGINE, "x:y", opts)
+        return
+    for check in (
+        lambda: topo.validate_options(opts, ENGINE),
+        lambda: topo.render(ENGINE, "x:y", opts),
+    ):
+        with pytest.raises(RpbuildError) as info:
+            check()
+        assert info.value.message == message
+        assert "--subnet4" in (info.value.hint or "")
+
+
+def test_a_compose_file_whose_subnet_is_taken_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    file = tmp_path / "c.json"
+    file.write_text(cmp.dump(cmp.document(cmp.TopologySpec(image="x:y", subnet4="172.17.3.0/24"))))
+    with pytest.raises(RpbuildError) as info:
+        topo.render(ENGINE, "x:y", topo.Options(compose_file=file))
+    assert info.value.message == (
+        f"--compose-file {file}: subnet 172.17.3.0/24 overlaps docker network 'bridge' "
+        "(172.17.0.0/16)"
+    )
+
+
+def test_compose_s_pool_overlap_error_is_named_after_the_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A network created after render() looked: compose's error, made to name the option."""
+    spec = cmp.TopologySpec(image="x:y", subnet4="172.17.0.0/24")
+    tool = Compose(engine=ENGINE, command=("docker-compose",))
+    prepared = topo._Prepared(tool=tool, doc=cmp.document(spec), plan=cmp.plan(spec))
+
+    def up(*args: object, **kwargs: object) -> None:
+        raise EngineError(
+            "docker-compose up failed (exit 1): Pool overlaps with other one on this address space"
+        )
+
+    monkeypatch.setattr("rpbuild.composetool.up", up)
+    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    opts = topo.Options(subnet4="172.17.0.0/24", name="rvx")
+    with pytest.raises(RpbuildError) as info:
+        topo._start(fake_project(tmp_path), ENGINE, prepared, opts, "rvx", lambda _: None, 0.0)
+    assert info.value.message == (
+        "--subnet4 172.17.0.0/24 overlaps docker network 'bridge' (172.17.0.0/16)"
+    )
+    free = topo.Options(name="rvx")  # a subnet rpbuild chose, taken since
+    with pytest.raises(RpbuildError) as info:
+        topo._start(fake_project(tmp_path), ENGINE, prepared, free, "rvx", lambda _: None, 0.0)
+    assert info.value.message.startswith("bridge subnet 172.17.0.0/24 (chosen as free) overlaps")
+
+
+# --- the compose tool is checked before anything is built ----------------------------
+
+PODMAN = Engine(name="podman", binary="/usr/bin/podman")
+
+
+def test_a_missing_compose_tool_is_found_before_the_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`test --engine podman` without podman-compose loaded the image into podman first."""
+    engine = FakeEngine(monkeypatch, {"compose version": (125, "", "unrecognized command")})
+    topo.validate_options(topo.Options())
+    assert engine.calls == []
+    with pytest.raises(ToolMissing) as info:
+        topo.validate_options(topo.Options(), PODMAN)
+    assert info.value.message == "neither `podman compose` nor podman-compose is installed"
+    assert engine.calls == ["compose version"]
+
+
+# --- SIGINT stops a run that inherited it ignored ------------------------------------
+
+
+@pytest.mark.parametrize("inherited", [signal.SIG_IGN, signal.default_int_handler])
+def test_sigint_to_rpbuild_alone_stops_the_run_and_tears_down(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inherited: Any
+) -> None:
+    """`rpbuild test &` from a script starts with SIGINT ignored; `kill -INT PID` went unseen."""
+    engine = EngineCalls(monkeypatch, {})
+    monkeypatch.setattr(topo, "_prepare", lambda e, i, o: None)
+    monkeypatch.setattr(topo, "container_logs", lambda e, n: "")
+
+    def start(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the run goes on unless SIGINT stops it
+        raise AssertionError("SIGINT did not stop the run")
+
+    monkeypatch.setattr(topo, "_start", start)
+    previous = signal.signal(signal.SIGINT, inherited)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
+        assert signal.getsignal(signal.SIGINT) is inherited  # as it was, afterwards
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert engine.torn_down == ["rvx"]
