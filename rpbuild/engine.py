@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,12 @@ def _daemon_down(engine: Engine, stderr: str) -> ToolMissing | None:
 
 def _daemon_error(engine: Engine) -> ToolMissing:
     if engine.name == "docker":
+        host = os.environ.get("DOCKER_HOST")
+        if host:  # the local daemon's state is beside the point then
+            return ToolMissing(
+                f"the Docker daemon at DOCKER_HOST={host} is not running or not reachable",
+                hint="check DOCKER_HOST (unset it for the local daemon), or use --engine podman",
+            )
         return ToolMissing(
             "the Docker daemon is not running or not reachable",
             hint="start it with `systemctl start docker` (or `dockerd &`), or use --engine podman",

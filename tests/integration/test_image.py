@@ -328,7 +328,11 @@ def test_missing_tools_and_daemon_have_clear_errors(
         env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"},
     )
     assert daemon_down.returncode == 3
-    assert "Docker daemon is not running" in _error_lines(daemon_down)[0]
+    assert _error_lines(daemon_down) == [
+        f"rpbuild: error: the Docker daemon at DOCKER_HOST=unix://{tmp_path}/no-such.sock "
+        "is not running or not reachable"
+    ]
+    assert "rpbuild: hint: check DOCKER_HOST" in daemon_down.stderr
 
 
 @pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")

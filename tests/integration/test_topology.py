@@ -501,7 +501,10 @@ def test_down_with_the_engine_unreachable_fails_and_keeps_the_topology(
         assert down.returncode == 3, down.stdout + down.stderr
         assert down.stdout == ""
         lines = down.stderr.splitlines()
-        assert lines[0] == "rpbuild: error: the Docker daemon is not running or not reachable"
+        assert lines[0] == (
+            "rpbuild: error: the Docker daemon at DOCKER_HOST=unix:///tmp/rpbuild-it-nonexistent"
+            ".sock is not running or not reachable"
+        )
         assert [line.split(":")[1] for line in lines] == [" error", " hint"], down.stderr
     assert env.state_file(running.name).is_file()
     assert composetool.containers(engines.detect("docker"), running.name) == running.containers
