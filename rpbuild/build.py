@@ -277,12 +277,22 @@ def build_image(
 
         engines.ensure_running(engine)
         # Another name is built into the image itself: loading it never moves the
-        # profile's default tag, which another project or run may be using.
-        renamed = {options.system: {profile.name: reference}}
+        # profile's default tag, which another project or run may be using. A project's
+        # own template from an older rpbuild cannot do that: the image passes through the
+        # default name, which is put back afterwards (see _retag).
+        default = profile.image.reference
+        legacy = reference != default and "references" not in prepared.templates[FLAKE_TEMPLATE]
+        if legacy:
+            notify(
+                f"warning: {prepared.project.templates_dir / FLAKE_TEMPLATE} predates --tag "
+                f"support, so the image is loaded as {default} and then tagged {reference}; "
+                "update it from `rpbuild init`"
+            )
+        before = engines.inspect(engine, default) if legacy else None
         flake_ref = stage(
             prepared,
             {options.system: {profile.name: fp}},
-            renamed if reference != profile.image.reference else None,
+            {options.system: {profile.name: reference}} if reference != default else None,
         )
         installable = f"{flake_ref}#packages.{options.system}.{profile.name}"
         notify(f"building {profile.name} for {options.system}")
@@ -300,12 +310,14 @@ def build_image(
             loaded = engines.load_stream(engine, [out_path])
         else:
             loaded = engines.load_archive(engine, out)
+        if legacy:
+            _retag(engine, default, reference, before)
         info = engines.inspect(engine, reference)
         if info is None:
             raise EngineError(
                 f"{reference}: {engine.name} loaded the image as {', '.join(loaded) or '?'}; "
-                f"a project template older than rpbuild {__version__} ignores --tag "
-                "(compare templates/flake.nix.j2 with the one `rpbuild init` writes)"
+                f"does {prepared.project.templates_dir / FLAKE_TEMPLATE} name images by the "
+                "build info's references?"
             )
         if info.labels.get(FINGERPRINT_LABEL) != fp:
             raise EngineError(
@@ -325,6 +337,21 @@ def build_image(
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
+
+
+def _retag(
+    engine: engines.Engine, default: str, reference: str, before: engines.ImageInfo | None
+) -> None:
+    """Name the image loaded as `default` `reference`, and give `default` back to the
+    image it named before (or remove it)."""
+    loaded = engines.inspect(engine, default)
+    if loaded is None:
+        raise EngineError(f"{engine.name} did not keep the loaded image {default}")
+    engines.tag(engine, loaded.id, reference)
+    if before is None:
+        engines.untag(engine, default)
+    elif before.id != loaded.id:
+        engines.tag(engine, before.id, default)
 
 
 def is_stream_script(path: Path) -> bool:

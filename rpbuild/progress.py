@@ -321,12 +321,31 @@ class View(Protocol):
     ) -> None: ...
 
 
+# Warnings that follow from what rpbuild always asks of nix: every --override-input
+# changes the lock, which --no-update-lock-file keeps from being written.
+_EXPECTED_WARNINGS = ("warning: not writing modified lock file",)
+
+
 class _BaseView:
     """Shared plumbing: the lock (nix's stderr is read on another thread) and the state."""
 
     def __init__(self) -> None:
         self.progress = BuildProgress()
         self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def _new_warning(self, event: Event) -> bool:
+        """nix's warnings are worth seeing without -v (an --option nix ignores, say, or
+        refuses from an untrusted user), each once: nix repeats some."""
+        if event.kind != "message" or event.level != Verbosity.WARN:
+            return False
+        if event.text.startswith(_EXPECTED_WARNINGS):
+            return False
+        with self._lock:
+            if event.text in self._warned:
+                return False
+            self._warned.add(event.text)
+        return True
 
     def __call__(self, line: str) -> None:
         """Take one line of nix's stderr (usable as `on_log`)."""
@@ -375,7 +394,9 @@ class PlainView(_BaseView):
         steps = ("build-start", "build-done", "build-failed", "substitute")
         if event.kind in steps or (self.verbose and event.kind == "log"):
             self._write(event.text)
-        elif self.verbose and event.kind == "message" and event.level <= Verbosity.WARN:
+        elif self._new_warning(event) or (
+            self.verbose and event.kind == "message" and event.level == Verbosity.ERROR
+        ):
             for line in event.text.splitlines():
                 self._write(line)
 
@@ -459,6 +480,8 @@ class LiveView(_BaseView):
         if event.kind in ("build-done", "build-failed"):
             style = "red" if event.kind == "build-failed" else "green"
             self.console.print(Text(event.text, style=style))
+        elif self._new_warning(event):
+            self.console.print(Text(event.text, style="yellow"))
         elif self.verbose and event.kind == "log":
             self.console.print(Text(event.text, style="dim"))
 

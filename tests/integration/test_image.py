@@ -486,3 +486,39 @@ def test_bad_options_are_refused_before_nix_runs(
     assert result.returncode == 2, result.stderr
     assert _error_lines(result) == [f"rpbuild: error: {message}"]
     assert nix_calls(log) == 0 and image_id(tag) is None
+
+
+def _template_before_tag_support(project: Path) -> None:
+    """The project's own flake template as rpbuild wrote it before images took --tag."""
+    path = project / "templates" / "flake.nix.j2"
+    text = path.read_text()
+    start = text.index("          reference = ((build.references")
+    text = text[:start] + text[text.index("          };\n", start) + len("          };\n") :]
+    text = text.replace(
+        "inherit (reference) name tag;\n            inherit (profile.image) created maxLayers;",
+        "inherit (profile.image) name tag created maxLayers;",
+    )
+    assert "reference" not in text
+    path.write_text(text)
+
+
+def test_an_older_project_template_still_gets_its_tag(
+    rpbuild: RunCli, project: Path, tag: str
+) -> None:
+    """`rpbuild init` copies the template into the project; after an upgrade it cannot
+    name the image: it passes through the default name, which is put back."""
+    own = f"rpbuild-test/{uuid.uuid4().hex[:10]}"
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('name = "rosenpass"', f'name = "{own}"', 1))
+    try:
+        first = build(rpbuild, project)
+        _template_before_tag_support(project)
+        add_to_profile(project, "minimal", '[image.env]\nCHANGED = "1"\n')
+        result = rpbuild("image", "--tag", tag, *STANDIN_OVERRIDES, "--json", cwd=project)
+        assert result.returncode == 0, result.stderr
+        assert "predates --tag support" in result.stderr
+        tagged = json.loads(result.stdout)
+        assert image_id(tag) == tagged["image_id"] != first["image_id"]
+        assert image_id(f"{own}:minimal") == first["image_id"]
+    finally:
+        docker("image", "rm", "--force", f"{own}:minimal", check=False)

@@ -165,6 +165,29 @@ def test_plain_view_verbose_shows_logs_and_failure() -> None:
     assert "\x1b" not in out.getvalue()
 
 
+def test_nix_warnings_are_shown_once_without_verbose() -> None:
+    warning = json.dumps(
+        {"action": "msg", "level": 1, "msg": "warning: unknown setting 'no-such-option'"}
+    )
+    out = io.StringIO()
+    with pg.PlainView(out) as view:
+        for line in (f"@nix {warning}", f"@nix {warning}", *lines("internal-json-build-ok.log")):
+            view(line)
+        view("warning: Git tree '/x' is dirty")  # a plain line before the JSON log
+        view("warning: not writing modified lock file of flake 'path:/p':")  # overrides do
+    shown = out.getvalue().splitlines()
+    assert shown.count("warning: unknown setting 'no-such-option'") == 1
+    assert "warning: Git tree '/x' is dirty" in shown
+    assert not any("modified lock file" in line for line in shown)
+    assert "building rpbuild-hello" in shown
+
+    tty_out = io.StringIO()
+    with pg.LiveView(Console(file=tty_out, force_terminal=True, width=100)) as live:
+        live(f"@nix {warning}")
+        live(f"@nix {warning}")
+    assert pg.strip_ansi(tty_out.getvalue()).count("unknown setting 'no-such-option'") == 1
+
+
 def test_null_view_is_silent_but_keeps_state(capsys: pytest.CaptureFixture[str]) -> None:
     with pg.NullView() as view:
         for line in lines("internal-json-build-fail.log"):
