@@ -18,7 +18,7 @@ from typing import Any
 
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
-from rpbuild.errors import EngineError, ProfileError, ProjectError
+from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
 from rpbuild.fsutil import write_if_changed
 from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
@@ -29,6 +29,7 @@ from rpbuild.state import (
     hash_parts,
     load_state,
     local_path,
+    override_is_pinned,
     project_lock,
     remember_render,
     render_is_current,
@@ -108,6 +109,16 @@ class Prepared:
         )
 
 
+def reference_for(profile: Profile, tag: str | None) -> str:
+    """The image reference to build: --tag when given (checked, named in errors)."""
+    if tag is None:
+        return image_reference(profile.image.reference, profile.image.tag)
+    try:
+        return image_reference(tag, profile.image.tag)
+    except ProfileError as exc:
+        raise ProfileError(f"--tag: {exc.message}") from None
+
+
 def check_overrides(lock_bytes: bytes, options: nix.NixOptions) -> None:
     """Refuse an --override-input nix would accept silently or reject obscurely.
 
@@ -127,6 +138,11 @@ def check_overrides(lock_bytes: bytes, options: nix.NixOptions) -> None:
             )
         local = local_path(url)
         if local is not None:
+            if local.exists() and not local.is_dir():
+                raise ProjectError(
+                    f"--override-input {name} {url}: not a directory (name the directory "
+                    "that holds flake.nix)"
+                )
             if not local.is_dir():
                 raise ProjectError(f"--override-input {name} {url}: no such directory")
             if not (local / "flake.nix").is_file():
@@ -245,8 +261,7 @@ def build_image(
         profile = select(prepared.profiles, profile_name)
         fp = prepared.fingerprint(profile, options.system, options.nix)
         engine = engines.detect(options.engine)
-        tag = profile.image.reference if options.tag is None else options.tag
-        reference = image_reference(tag, profile.image.tag)
+        reference = reference_for(profile, options.tag)
         state_path = project.state_dir / "state.json"
         state, warning = load_state(state_path)
         if warning:
@@ -269,11 +284,24 @@ def build_image(
                 rendered=prepared.rendered,
             )
 
-        if not options.force and record is not None and record.fingerprint == fp:
+        def still_loaded() -> engines.ImageInfo | None:
+            if options.force or record is None or record.fingerprint != fp:
+                return None
             info = engines.inspect(engine, reference)
             if info is not None and info.labels.get(FINGERPRINT_LABEL) == fp:
-                return result(info, record.out_path, up_to_date=True)
+                return info
             notify(f"{reference}: no longer in {engine.name}; rebuilding")
+            return None
+
+        # An override that can move (a branch, a repository URL) is only resolved by
+        # nix: then nix builds (instant when nothing moved) and the load is skipped
+        # when it gives the recorded build.
+        moving = [n for n, url in options.nix.overrides if not override_is_pinned(url)]
+        if not moving and (info := still_loaded()) is not None:
+            assert record is not None
+            return result(info, record.out_path, up_to_date=True)
+        if moving and record is not None and record.fingerprint == fp and not options.force:
+            notify(f"--override-input {', '.join(moving)} may have moved; asking nix")
 
         engines.ensure_running(engine)
         # Another name is built into the image itself: loading it never moves the
@@ -304,12 +332,23 @@ def build_image(
             exc.message = f"{display_path(profile.path)}: {exc.message}"
             raise
         out_path = results[0].outputs["out"]
+        if moving and record is not None and record.out_path == out_path:
+            info = still_loaded()
+            if info is not None and info.id == engines.normalise_id(record.image_id):
+                return result(info, out_path, up_to_date=True)
         notify(f"loading {reference} into {engine.name}")
         out = Path(out_path)
-        if is_stream_script(out):
-            loaded = engines.load_stream(engine, [out_path])
-        else:
-            loaded = engines.load_archive(engine, out)
+        loads_as = default if legacy else reference
+        previous = before if legacy else engines.inspect(engine, reference)
+        try:
+            if is_stream_script(out):
+                loaded = engines.load_stream(engine, [out_path])
+            else:
+                loaded = engines.load_archive(engine, out)
+        except Interrupted as exc:
+            if _undo_load(engine, loads_as, previous, fp):
+                exc.message += f"; {loads_as} is the previous image again"
+            raise
         if legacy:
             _retag(engine, default, reference, before)
         info = engines.inspect(engine, reference)
@@ -337,6 +376,36 @@ def build_image(
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
+
+
+#: How long an interrupted load is watched for the daemon finishing it anyway.
+UNDO_WINDOW_S = 3.0
+
+
+def _undo_load(
+    engine: engines.Engine, reference: str, previous: engines.ImageInfo | None, fp: str
+) -> bool:
+    """After Ctrl-C during a load, put `reference` back on the image it named before.
+
+    Stopping the engine's client does not stop its daemon: a stream it has received
+    whole is still committed, moments later. So the reference is watched for a while,
+    and if the new image (it carries fingerprint fp) took it, the old one gets it back
+    and the new one goes. True when something had to be undone.
+    """
+    deadline = time.monotonic() + UNDO_WINDOW_S
+    while True:
+        now = engines.inspect(engine, reference)
+        taken = now is not None and (previous is None or now.id != previous.id)
+        if taken and now is not None and now.labels.get(FINGERPRINT_LABEL) == fp:
+            if previous is not None:
+                engines.tag(engine, previous.id, reference)
+            else:
+                engines.untag(engine, reference)
+            engines.remove_if_unused(engine, now.id)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
 
 
 def _retag(

@@ -296,14 +296,14 @@ def compose_file(
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
     from rpbuild import compose as cmp
-    from rpbuild.profiles import image_reference
+    from rpbuild.build import reference_for
 
     c = _ctx(ctx)
     if output is not None:
         cmp.check_output(output)
     prof = _topology_profile(c, profile)
     spec = cmp.TopologySpec(
-        image=image_reference(prof.image.reference if tag is None else tag, prof.image.tag),
+        image=reference_for(prof, tag),
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4 or cmp.DEFAULT_SUBNET4,

@@ -186,6 +186,16 @@ def untag(engine: Engine, reference: str) -> None:
     _call(engine, "image", "rm", reference, what=f"{engine.name} image rm")
 
 
+def remove_if_unused(engine: Engine, image_id: str) -> None:
+    """Remove an image that no name and no container uses any more; else leave it."""
+    process.run(
+        engine.argv("image", "rm", image_id),
+        what=f"{engine.name} image rm",
+        error=EngineError,
+        check=False,
+    )
+
+
 def tag(engine: Engine, source: str, target: str) -> None:
     if source != target:
         process.run(

@@ -3,7 +3,7 @@ measure every profile with a single `nix path-info` call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
-from rpbuild.state import hash_parts, load_state, override_identity
+from rpbuild.state import hash_parts, load_state, override_identity, override_is_pinned
 
 
 class NotBuilt(RpbuildError):
@@ -53,6 +53,42 @@ def _in_profile_order(profile: Profile, contents: dict[str, str]) -> list[tuple[
     """nix gives the contents sorted by name; reports list them as the profile does."""
     order = {pkg.name: i for i, pkg in enumerate(profile.packages)}
     return sorted(contents.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+# Engines in the order their record is preferred when one profile is loaded into both.
+ENGINE_PREFERENCE = ("docker", "podman")
+
+
+def loaded_image_sizes(
+    records: Iterable[ImageRecord],
+    profiles: Mapping[str, Profile],
+    system: str,
+    fingerprints: Mapping[str, str],
+) -> dict[str, int]:
+    """The loaded image size per profile, from loads of exactly this definition.
+
+    One profile can have several such records (docker and podman, several --tag
+    references), and their sizes differ (each engine counts its own way). The one
+    shown must not depend on the order of the state file: the record for the
+    profile's own reference wins, then docker over podman, then the first reference
+    and engine by name.
+    """
+    best: dict[str, tuple[tuple[bool, int, str, str], int]] = {}
+    for rec in records:
+        profile = profiles.get(rec.profile)
+        if profile is None or rec.system != system:
+            continue
+        if rec.fingerprint != fingerprints.get(rec.profile):
+            continue
+        engine_rank = (
+            ENGINE_PREFERENCE.index(rec.engine)
+            if rec.engine in ENGINE_PREFERENCE
+            else len(ENGINE_PREFERENCE)
+        )
+        rank = (rec.reference != profile.image.reference, engine_rank, rec.reference, rec.engine)
+        if rec.profile not in best or rank < best[rec.profile][0]:
+            best[rec.profile] = (rank, rec.size)
+    return {name: size for name, (_, size) in sorted(best.items())}
 
 
 def size_report(
@@ -94,7 +130,7 @@ def size_report(
             }
         )
         # An override by URL (github:...) may move without any local change: no cache then.
-        cacheable = all(override_identity(u) != u for _, u in options.nix.overrides)
+        cacheable = all(override_is_pinned(u) for _, u in options.nix.overrides)
         evaluated = read_cache(cache, key) if cacheable else None
         if evaluated is None:
             try:
@@ -147,13 +183,10 @@ def size_report(
         else:
             infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
 
-        # The loaded image's size, only from a load of exactly this definition.
         state, _ = load_state(project.state_dir / "state.json")
-        image_sizes = {
-            rec.profile: rec.size
-            for rec in state.images.values()
-            if rec.system == options.system and rec.fingerprint == fingerprints.get(rec.profile)
-        }
+        image_sizes = loaded_image_sizes(
+            state.images.values(), profiles, options.system, fingerprints
+        )
         inputs = [
             ProfileInput(
                 name=name,

@@ -822,7 +822,22 @@ def classify_failure(
             "template, or run `rpbuild render`",
             **common,
         )
+    for name, url in opts.overrides:
+        if any(mention in stderr for mention in _mentions(url)):
+            # nix's complaint is about a URL the user gave: name the option.
+            return NixError(
+                _one_line(f"--override-input {name} {url}: {last}"), stderr_tail=tail, **common
+            )
     return NixError(_one_line(f"nix {sub} failed: {last}"), stderr_tail=tail, **common)
+
+
+def _mentions(url: str) -> list[str]:
+    """How nix or the tools it runs may quote an override URL in an error."""
+    found = [url] if url else []
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.endswith("file") and rest.startswith("/"):
+        found.append(f"'{rest.split('?', 1)[0]}'")  # git: fatal: '/path' does not appear...
+    return found
 
 
 # Where nix says an evaluation error is; the first position is the error's own.

@@ -137,6 +137,7 @@ class BuildProgress:
     _path_counts: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
     _expected_download: int = field(default=0, repr=False)
     _failed_reported: int = field(default=0, repr=False)
+    _done_reported: int = field(default=0, repr=False)
 
     def feed_all(self, lines: Iterable[str]) -> list[Event]:
         return [ev for ev in map(self.feed, lines) if ev is not None]
@@ -232,6 +233,11 @@ class BuildProgress:
         if self.builds_failed > self._failed_reported:
             self._failed_reported += 1
             return Event("build-failed", f"failed {build.name}", Verbosity.ERROR)
+        # Likewise a success is counted just before its build stops. A build that
+        # stops uncounted was interrupted: it did not build anything.
+        if self.builds_done <= self._done_reported:
+            return None
+        self._done_reported += 1
         counts = f" ({self.builds_done}/{self.builds_expected})" if self.builds_expected else ""
         return Event("build-done", f"built {build.name}{counts}")
 
@@ -324,6 +330,8 @@ class View(Protocol):
 # Warnings that follow from what rpbuild always asks of nix: every --override-input
 # changes the lock, which --no-update-lock-file keeps from being written.
 _EXPECTED_WARNINGS = ("warning: not writing modified lock file",)
+# A download nix retries: if it fails for good, the error says so (once, not per retry).
+_RETRYING = re.compile(r"; retrying in \d+ ms$")
 
 
 class _BaseView:
@@ -339,7 +347,7 @@ class _BaseView:
         refuses from an untrusted user), each once: nix repeats some."""
         if event.kind != "message" or event.level != Verbosity.WARN:
             return False
-        if event.text.startswith(_EXPECTED_WARNINGS):
+        if event.text.startswith(_EXPECTED_WARNINGS) or _RETRYING.search(event.text):
             return False
         with self._lock:
             if event.text in self._warned:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,11 +70,27 @@ def local_path(url: str) -> Path | None:
 
 
 def override_identity(url: str) -> str:
-    """What an --override-input URL stands for: local paths by their contents."""
+    """What an --override-input URL stands for. A local path by its contents (and query,
+    such as ?dir=) alone: the same checkout named from another directory, or by another
+    relative path, is the same input. Anything else by its text (see override_is_pinned).
+    """
     local = local_path(url)
     if local is not None and local.is_dir():
-        return f"{url}#{local_tree_digest(local)}"
+        query = url.partition("?")[2]
+        return f"path?{query}#{local_tree_digest(local)}"
     return url
+
+
+_COMMIT = re.compile(r"(?:^|[/?&=])[0-9a-f]{40}(?:$|[/?&#])")
+
+
+def override_is_pinned(url: str) -> bool:
+    """Whether the override's text fixes what it fetches: a local path (its contents are
+    digested) or a URL naming a commit or a NAR hash. A branch, a tag or a bare
+    repository URL can move without any local change, so only nix can tell."""
+    if local_path(url) is not None:
+        return True
+    return bool(_COMMIT.search(url)) or "narHash=" in url
 
 
 def fingerprint(

@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, STANDIN_OVERRIDES, Run, RunCli
+from tests.conftest import STANDIN, STANDIN_OVERRIDES, Run, RunCli, commit_all, git
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]
+
+
+NO_SUBST = ["--option", "substituters", ""]
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,9 +61,13 @@ def nix_calls(log: Path) -> int:
 
 
 def build(
-    rpbuild: RunCli, project: Path, *args: str, env: dict[str, str] | None = None
+    rpbuild: RunCli,
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    overrides: list[str] = STANDIN_OVERRIDES,
 ) -> dict[str, Any]:
-    result = rpbuild("image", *args, *STANDIN_OVERRIDES, "--json", cwd=project, env=env)
+    result = rpbuild("image", *args, *overrides, "--json", cwd=project, env=env)
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
@@ -237,6 +244,7 @@ def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
     assert proc.returncode == 130, "".join(seen) + rest
     assert "interrupted" in rest
     assert "Traceback" not in rest
+    assert "built rpbuild-test-slow" not in rest  # stopped, not built
     left = subprocess.run(["pgrep", "-f", "rpbuild-test-slow"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "nix or its builder still runs"
     assert (project / ".rpbuild" / "state.json").read_bytes() == state_before
@@ -400,7 +408,7 @@ def test_a_bad_tag_is_refused_before_building(
     result = rpbuild("image", "--tag", bad, *STANDIN_OVERRIDES, cwd=project, env=env)
     assert result.returncode == 2
     assert _error_lines(result) == [
-        f"rpbuild: error: invalid image reference {bad!r} (lower-case NAME[:TAG], "
+        f"rpbuild: error: --tag: invalid image reference {bad!r} (lower-case NAME[:TAG], "
         "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
     ]
     assert nix_calls(log) == 0
@@ -469,9 +477,14 @@ def test_unusable_state_paths_fail_before_building(
             ["--override-input", "rosenpass", "path:/etc"],
             "--override-input rosenpass path:/etc: no flake.nix in /etc",
         ),
+        (
+            ["--override-input", "rosenpass", f"path:{STANDIN / 'rosenpass' / 'flake.nix'}"],
+            f"--override-input rosenpass path:{STANDIN / 'rosenpass' / 'flake.nix'}: not a "
+            "directory (name the directory that holds flake.nix)",
+        ),
         (["--engine", "bogus"], "--engine bogus: unknown engine (known: docker, podman)"),
     ],
-    ids=["unknown-input", "empty-url", "empty-name", "missing-dir", "no-flake", "engine"],
+    ids=["unknown-input", "empty-url", "empty-name", "missing-dir", "no-flake", "file", "engine"],
 )
 def test_bad_options_are_refused_before_nix_runs(
     rpbuild: RunCli,
@@ -522,3 +535,85 @@ def test_an_older_project_template_still_gets_its_tag(
         assert image_id(f"{own}:minimal") == first["image_id"]
     finally:
         docker("image", "rm", "--force", f"{own}:minimal", check=False)
+
+
+def test_a_moving_override_is_asked_of_nix_and_a_local_one_is_known_from_anywhere(
+    rpbuild: RunCli, project: Path, tag: str, tmp_path: Path, nix_shim: tuple[dict[str, str], Path]
+) -> None:
+    """A git or branch override can move without any local change: nix resolves it
+    (the load is skipped when the build is the recorded one). A local checkout is the
+    same input whichever relative path names it."""
+    env, log = nix_shim
+    repo = tmp_path / "rp-git"
+    shutil.copytree(STANDIN / "rosenpass", repo)
+    git(repo, "init", "-q")
+    commit_all(repo, "stand-in rosenpass")
+    nixpkgs = ["--override-input", "nixpkgs", f"path:{STANDIN / 'nixpkgs'}"]
+    moving = [*nixpkgs, "--override-input", "rosenpass", f"git+file://{repo}", *NO_SUBST]
+    first = build(rpbuild, project, "--tag", tag, *moving, env=env, overrides=[])
+    calls = nix_calls(log)
+    again = rpbuild("image", "--tag", tag, *moving, "--json", cwd=project, env=env)
+    assert json.loads(again.stdout)["up_to_date"] is True, again.stderr
+    assert nix_calls(log) > calls  # nix resolved the override; nothing was loaded
+    (repo / "rp.sh").write_text((repo / "rp.sh").read_text() + "\n# moved\n")
+    commit = commit_all(repo, "move the branch")
+    moved = build(rpbuild, project, "--tag", tag, *moving, env=env, overrides=[])
+    assert moved["up_to_date"] is False and moved["image_id"] != first["image_id"]
+    labels = json.loads(docker("image", "inspect", tag).stdout)[0]["Config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == commit
+
+    local = tmp_path / "rp-local"
+    shutil.copytree(STANDIN / "rosenpass", local)
+    sub = project / "sub"
+    sub.mkdir()
+    near = build(rpbuild, project, "--tag", tag, *nixpkgs, "--override-input", "rosenpass",
+                 "path:../rp-local", *NO_SUBST, overrides=[])  # fmt: skip
+    calls = nix_calls(log)
+    result = rpbuild("image", "--tag", tag, *nixpkgs, "--override-input", "rosenpass",
+                     "../../rp-local", *NO_SUBST, "--json", cwd=sub, env=env)  # fmt: skip
+    far = json.loads(result.stdout)
+    assert far["up_to_date"] is True and far["fingerprint"] == near["fingerprint"]
+    assert nix_calls(log) == calls
+
+
+def test_ctrl_c_after_the_daemon_took_the_stream_still_keeps_the_previous_image(
+    project: Path, rpbuild: RunCli, tag: str, tmp_path: Path
+) -> None:
+    """Stopping `docker load` does not stop the daemon, which commits a stream it has
+    received whole. A shim lets the real load finish, then hangs like a client that has
+    not returned yet: Ctrl-C then must give the tag back to the previous image."""
+    before = build(rpbuild, project, "--tag", tag)
+    state_before = (project / ".rpbuild" / "state.json").read_bytes()
+    add_to_profile(project, "minimal", '[image.env]\nLOADED_BUT_INTERRUPTED = "1"\n')
+    real = shutil.which("docker")
+    assert real is not None
+    shim, marker = tmp_path / "shim", tmp_path / "loaded"
+    shim.mkdir()
+    (shim / "docker").write_text(
+        f'#!/bin/sh\nif [ "$1" = load ]; then\n  {real} "$@"\n  touch {marker}\n'
+        f'  exec sleep 60\nfi\nexec {real} "$@"\n'
+    )
+    (shim / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rpbuild", "image", "--tag", tag, *STANDIN_OVERRIDES],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), proc.communicate()
+    new_id = image_id(tag)
+    assert new_id != before["image_id"]  # the daemon did take the new image
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"{tag} is the previous image again" in err and "Traceback" not in err
+    assert image_id(tag) == before["image_id"]
+    assert image_id(str(new_id)) is None  # the new image is gone again
+    assert (project / ".rpbuild" / "state.json").read_bytes() == state_before

@@ -507,6 +507,23 @@ def test_an_error_in_the_rendered_flake_is_named_by_line() -> None:
     assert nix.classify_failure(inputs, BUILD_ARGV, 1).message == "nix build failed: boom"
 
 
+@pytest.mark.parametrize(
+    ("url", "stderr"),
+    [
+        ("github:", "error: URL 'github:' is invalid\n"),
+        (
+            "git+file:///nonexist",
+            "fatal: '/nonexist' does not appear to be a git repository\n"
+            "error: program 'git' failed with exit code 128\n",
+        ),
+    ],
+)
+def test_an_error_about_an_override_names_the_option(url: str, stderr: str) -> None:
+    opts = nix.NixOptions(overrides=(("rosenpass", url),))
+    err = nix.classify_failure(stderr, BUILD_ARGV, 1, opts)
+    assert err.message.startswith(f"--override-input rosenpass {url}: ")
+
+
 def test_classify_generic_takes_the_last_error_line() -> None:
     err = nix.classify_failure(sample("stderr-eval-generic.txt"), EVAL_ARGV, 1)
     assert type(err) is NixError

@@ -175,10 +175,12 @@ def test_nix_warnings_are_shown_once_without_verbose() -> None:
             view(line)
         view("warning: Git tree '/x' is dirty")  # a plain line before the JSON log
         view("warning: not writing modified lock file of flake 'path:/p':")  # overrides do
+        for line in lines("stderr-fetch-locked.txt"):  # retries, then the error
+            view(line)
     shown = out.getvalue().splitlines()
     assert shown.count("warning: unknown setting 'no-such-option'") == 1
     assert "warning: Git tree '/x' is dirty" in shown
-    assert not any("modified lock file" in line for line in shown)
+    assert not any("modified lock file" in line or "retrying" in line for line in shown)
     assert "building rpbuild-hello" in shown
 
     tty_out = io.StringIO()
@@ -186,6 +188,21 @@ def test_nix_warnings_are_shown_once_without_verbose() -> None:
         live(f"@nix {warning}")
         live(f"@nix {warning}")
     assert pg.strip_ansi(tty_out.getvalue()).count("unknown setting 'no-such-option'") == 1
+
+
+def test_an_interrupted_build_is_not_reported_built() -> None:
+    """Ctrl-C stops nix's build activity without counting it done or failed."""
+    p = pg.BuildProgress()
+    drv = "/nix/store/" + "a" * 32 + "-slow-1.drv"
+    start = {"action": "start", "id": 7, "type": 105, "fields": [drv, "", 1, 1], "text": "b"}
+    for obj in (
+        {"action": "start", "id": 6, "type": 104, "text": ""},
+        {"action": "result", "id": 6, "type": 105, "fields": [0, 1, 1, 0]},
+        start,
+    ):
+        p.feed("@nix " + json.dumps(obj))
+    event = p.feed("@nix " + json.dumps({"action": "stop", "id": 7}))
+    assert event is None and p.builds_done == 0
 
 
 def test_null_view_is_silent_but_keeps_state(capsys: pytest.CaptureFixture[str]) -> None:
