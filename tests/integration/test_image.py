@@ -222,15 +222,7 @@ def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
         "minimal",
         '[[package]]\nname = "slow"\nattr = "rpbuildTestSlow"\ndescription = "d"\nreason = "r"\n',
     )
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rpbuild", "image", "--tag", tag, *STANDIN_OVERRIDES],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_image(project, tag, tmp_path)
     assert proc.stderr is not None
     seen = []
     deadline = time.monotonic() + 120
@@ -249,6 +241,23 @@ def test_ctrl_c_stops_nix_and_keeps_the_previous_image(
     assert left.stdout.strip() == "", "nix or its builder still runs"
     assert (project / ".rpbuild" / "state.json").read_bytes() == state_before
     assert image_id(tag) == before["image_id"]
+
+
+def _start_image(
+    project: Path, tag: str, tmp_path: Path, path: str | None = None
+) -> subprocess.Popen[str]:
+    """`rpbuild image --tag TAG` in the background, for tests that interrupt it."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.Popen(
+        [sys.executable, "-m", "rpbuild", "image", "--tag", tag, *STANDIN_OVERRIDES],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _error_lines(result: Run) -> list[str]:
@@ -594,16 +603,7 @@ def test_ctrl_c_after_the_daemon_took_the_stream_still_keeps_the_previous_image(
         f'  exec sleep 60\nfi\nexec {real} "$@"\n'
     )
     (shim / "docker").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rpbuild", "image", "--tag", tag, *STANDIN_OVERRIDES],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_image(project, tag, tmp_path, path=f"{shim}:{os.environ['PATH']}")
     deadline = time.monotonic() + 120
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
