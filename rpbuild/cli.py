@@ -151,7 +151,8 @@ def profiles_show(
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path(),
+    # A str: typer would turn '' into Path('.'), the current directory, without a word.
+    directory: Annotated[str, typer.Argument(help="Where to create the project.")] = ".",
 ) -> None:
     """Create a project (profiles, templates, flake.lock) from rpbuild's built-in defaults."""
     from rpbuild.project import init_project
@@ -307,7 +308,7 @@ def compose_file(
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4 or cmp.DEFAULT_SUBNET4,
-        subnet6=subnet6 or cmp.DEFAULT_SUBNET6,
+        subnet6=subnet6,  # None: the default for --ip 6 and dual, and none for --ip 4
     )
     text = cmp.dump(cmp.document(spec))
     if output is None:

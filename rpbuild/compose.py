@@ -71,7 +71,7 @@ class TopologySpec:
     ip: str = "dual"
     userspace_wireguard: bool = False
     subnet4: str = DEFAULT_SUBNET4
-    subnet6: str = DEFAULT_SUBNET6
+    subnet6: str | None = None  # None: DEFAULT_SUBNET6 for --ip 6 and dual; --ip 4 has none
     tunnel4: str = DEFAULT_TUNNEL4
     tunnel6: str = DEFAULT_TUNNEL6
     server_port: int = SERVER_PORT
@@ -124,6 +124,28 @@ def check_ip(ip: str) -> str:
     if ip not in IP_MODES:
         raise RpbuildError(f"--ip: '{ip}' is not one of {', '.join(IP_MODES)}")
     return ip
+
+
+def check_families(ip: str, *, subnet6: str | None) -> None:
+    """Refuse a bridge subnet that the --ip mode does not use: it would be dropped silently.
+
+    Only --subnet6 can be unused: with --ip 4 the bridge is IPv4 only. --subnet4 counts in
+    every mode, since the bridge always has an IPv4 subnet (with --ip 6 the peers and the
+    tunnel use IPv6 only, but the containers keep their IPv4 bridge addresses).
+    """
+    if ip == "4" and subnet6 is not None:
+        raise RpbuildError(
+            f"--subnet6: {subnet6} is not used with --ip 4, whose bridge is IPv4 only",
+            hint="leave out --subnet6, or use --ip 6 or --ip dual",
+        )
+
+
+def bridge_subnet6(spec: TopologySpec) -> str | None:
+    """The IPv6 subnet of spec's bridge: None for --ip 4, else the one given or the default."""
+    if spec.ip == "4":
+        check_families(spec.ip, subnet6=spec.subnet6)
+        return None
+    return spec.subnet6 or DEFAULT_SUBNET6
 
 
 def check_networks(
@@ -189,18 +211,22 @@ def plan(spec: TopologySpec) -> Plan:
     if not 1 <= spec.server_port <= 65534:
         raise RpbuildError(f"server port {spec.server_port} is not from 1 to 65534")
     bridge4, bridge6 = check_networks(
-        subnet4=spec.subnet4, subnet6=spec.subnet6, tunnel4=spec.tunnel4, tunnel6=spec.tunnel6
+        subnet4=spec.subnet4,
+        subnet6=bridge_subnet6(spec),
+        tunnel4=spec.tunnel4,
+        tunnel6=spec.tunnel6,
     )
-    assert bridge4 is not None and bridge6 is not None
+    assert bridge4 is not None
     tunnel4 = ipaddress.IPv4Network(spec.tunnel4)
     tunnel6 = ipaddress.IPv6Network(spec.tunnel6)
     six = spec.ip in ("6", "dual")
     four = spec.ip in ("4", "dual")
+    assert bridge6 is not None or not six
     bridge: dict[str, dict[str, str]] = {}
     tunnel: dict[str, dict[str, str]] = {}
     for role in ROLES:
         bridge[role] = {"4": str(bridge4[BRIDGE_HOST[role]])}
-        if six:
+        if bridge6 is not None:
             bridge[role]["6"] = str(bridge6[BRIDGE_HOST[role]])
         tunnel[role] = {}
         if four:
@@ -271,8 +297,9 @@ def document(spec: TopologySpec) -> dict[str, Any]:
     """The compose document for spec."""
     p = plan(spec)
     subnets = [{"subnet": spec.subnet4}]
-    if spec.ip in ("6", "dual"):
-        subnets.append({"subnet": spec.subnet6})
+    subnet6 = bridge_subnet6(spec)
+    if subnet6 is not None:
+        subnets.append({"subnet": subnet6})
     network: dict[str, Any] = {"driver": "bridge"}
     if spec.ip in ("6", "dual"):
         network["enable_ipv6"] = True

@@ -23,7 +23,13 @@ from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
-from rpbuild.state import hash_parts, load_state, override_identity, override_is_pinned
+from rpbuild.state import (
+    ImageRecord,
+    hash_parts,
+    load_state,
+    override_identity,
+    override_is_pinned,
+)
 
 
 class NotBuilt(RpbuildError):

@@ -25,7 +25,9 @@ DEFAULT_MAX_LAYERS = 100
 # Docker refuses images with more than about 125 layers.
 MAX_LAYERS_LIMIT = 125
 
-PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A profile's name becomes its default image tag and names it on every command line.
+PROFILE_NAME_MAX = 63
+PROFILE_NAME_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{PROFILE_NAME_MAX - 1}}}$")
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 ATTR_PART_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]{0,99}$")
 IMAGE_NAME_RE = re.compile(
@@ -273,6 +275,10 @@ def _string_table(value: object, where: str, key_re: re.Pattern[str] | None) -> 
 def _read(path: Path) -> _Raw:
     where = _display(path)
     name = path.stem
+    if len(name) > PROFILE_NAME_MAX:
+        raise ProfileError(
+            f"{where}: profile name too long ({len(name)} characters; at most {PROFILE_NAME_MAX})"
+        )
     if not PROFILE_NAME_RE.match(name):
         raise ProfileError(
             f"{where}: invalid profile name {name!r} (lower-case letters, digits and '-')"
@@ -473,6 +479,15 @@ def _resolve(
     return profile
 
 
+def profile_files(directory: Path) -> list[Path]:
+    """The profile files in a directory, sorted; hidden files are not profiles.
+
+    Editors leave dot-files next to the file being edited (Emacs's `.#minimal.toml`
+    lock symlinks, often dangling); they must not break every command meanwhile.
+    """
+    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
+
+
 def load_profiles(directory: Path) -> dict[str, Profile]:
     """All profiles in a directory, resolved, keyed by name in sorted order."""
     # The directory in full: it may have been found by searching upwards, and which
@@ -483,7 +498,7 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
             f"{directory}: {what}; it should hold the profiles (*.toml)",
             hint="run `rpbuild init` to start a project from the built-in profiles",
         )
-    raws = {raw.name: raw for raw in (_read(p) for p in sorted(directory.glob("*.toml")))}
+    raws = {raw.name: raw for raw in (_read(p) for p in profile_files(directory))}
     if not raws:
         raise ProfileError(f"{directory}: no profiles (*.toml) here; add one or run rpbuild init")
     cache: dict[str, Profile] = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rpbuild.errors import ProjectError
+from rpbuild.profiles import profile_files
 
 SETTINGS_FILE = "rpbuild.toml"
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
@@ -48,12 +49,18 @@ class Project:
     builtin: bool  # True outside a project: the packaged defaults
 
     def require_lock(self) -> Path:
-        if not self.lock_path.is_file():
-            raise ProjectError(
-                f"{self.lock_path}: missing flake.lock; restore it from version control "
-                "or create it with `rpbuild lock update`"
-            )
-        return self.lock_path
+        """flake.lock, checked before nix runs: nix's own message would not name it."""
+        path = self.lock_path
+        fix = "restore it from version control or create it with `rpbuild lock update`"
+        if path.is_file():
+            return path
+        if path.is_dir():
+            raise ProjectError(f"{path}: a directory, not a file; remove it, then {fix}")
+        if path.exists():
+            raise ProjectError(f"{path}: not a regular file; remove it, then {fix}")
+        if path.is_symlink():
+            raise ProjectError(f"{path}: a symlink to a file that does not exist; {fix}")
+        raise ProjectError(f"{path}: missing flake.lock; {fix}")
 
 
 def _exists(path: Path) -> bool:
@@ -73,7 +80,7 @@ def _is_project(path: Path) -> bool:
     if not profiles.is_dir():
         return _exists(path / SETTINGS_FILE)
     return (
-        any(profiles.glob("*.toml"))
+        bool(profile_files(profiles))
         or _exists(path / SETTINGS_FILE)
         or _exists(path / "flake.lock")
     )
@@ -173,21 +180,28 @@ def _refusal(planned: list[Path]) -> str | None:
     return None
 
 
-def init_project(target: Path) -> list[Path]:
+def init_project(target: str | os.PathLike[str]) -> list[Path]:
     """Start a project from the packaged profiles, templates and lock; never overwrites.
 
     Either every file is created or none: destinations are checked before anything is
-    written, and what was written is removed again when a write fails.
+    written, and what was written is removed again when a write fails. An empty target
+    is refused: as a Path it would mean the current directory, which the user did not say.
     """
     from rpbuild.fsutil import atomic_write
 
+    if not os.fspath(target):
+        raise ProjectError(
+            "init DIRECTORY: empty (''); name the directory to create the project in",
+            hint="`rpbuild init .` creates it in the current directory",
+        )
+    root = Path(target)
     data = _package_data()
     sources = [
-        *sorted((data / "profiles").glob("*.toml")),
+        *profile_files(data / "profiles"),
         *sorted((data / "templates").iterdir()),
         data / "flake.lock",
     ]
-    planned = [(src, target / src.relative_to(data)) for src in sources]
+    planned = [(src, root / src.relative_to(data)) for src in sources]
     refusal = _refusal([dst for _, dst in planned])
     if refusal is not None:
         raise ProjectError(refusal)
@@ -208,7 +222,7 @@ def init_project(target: Path) -> list[Path]:
                 else:
                     path.unlink()
         if isinstance(exc, OSError):
-            where = exc.filename or target
+            where = exc.filename or root
             raise ProjectError(
                 f"{where}: cannot write: {exc.strerror or exc}; nothing was created"
             ) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import TEMPLATE_VERSION, __version__
-from rpbuild.errors import RenderError
+from rpbuild.errors import CheckFailed, RenderError
 from rpbuild.fsutil import atomic_write
 from rpbuild.profiles import Profile
 from rpbuild.project import Project
@@ -203,21 +203,42 @@ def write_flake(project: Project, rendered: Rendered) -> bool:
     return True
 
 
+def _flake_to_compare(path: Path) -> bytes:
+    """flake.nix's bytes for `render --check`; what is not a file is said in one line.
+
+    A missing flake.nix would otherwise be a diff as long as the whole flake, and
+    anything but a regular file cannot be compared at all (a FIFO would block the read).
+    """
+    missing = CheckFailed(f"{path}: missing; run `rpbuild render`")
+    if not path.exists():
+        if path.is_symlink():
+            raise RenderError(f"{path}: a symlink to a file that does not exist")
+        raise missing
+    fix = "remove it, then run `rpbuild render`"
+    if path.is_dir():
+        raise RenderError(f"{path}: a directory, not a file; {fix}")
+    if not path.is_file():
+        raise RenderError(f"{path}: not a regular file; {fix}")
+    current = _on_disk(path)
+    if current is None:  # removed since it was looked at
+        raise missing
+    return current
+
+
 def diff_flake(project: Project, rendered: Rendered) -> str:
     """A unified diff from flake.nix on disk to what it should be; empty when equal.
 
-    Compared as bytes, so that a flake.nix that is not UTF-8 (or not a file) simply
-    differs: it is shown with replacement characters, never a decoding error.
+    Compared as bytes, so that a flake.nix that is not UTF-8 simply differs: it is
+    shown with replacement characters, never a decoding error. A flake.nix that is
+    missing fails the check in one line (CheckFailed); one that is not a file is an error.
     """
     path = project.flake_path
-    current = _on_disk(path) if path.is_file() else None
+    current = _flake_to_compare(path)
     wanted = rendered.text.encode()
     if current == wanted:
         return ""
-    text = "" if current is None else current.decode("utf-8", errors="replace")
-    note = ""
-    if current is not None and text.encode() != current:
-        note = ", not UTF-8"
+    text = current.decode("utf-8", errors="replace")
+    note = ", not UTF-8" if text.encode() != current else ""
     diff = "".join(
         difflib.unified_diff(
             text.splitlines(keepends=True),

@@ -130,6 +130,9 @@ def validate_options(opts: Options, engine: engines.Engine | None = None) -> Non
     if not math.isfinite(opts.timeout) or opts.timeout <= 0:
         raise RpbuildError(f"--timeout: {opts.timeout:g} is not a positive number of seconds")
     cmp.check_ip(opts.ip)
+    if opts.compose_file is not None:
+        _check_unused_with_file(opts)
+    cmp.check_families(opts.ip, subnet6=opts.subnet6)
     cmp.check_networks(
         subnet4=opts.subnet4, subnet6=opts.subnet6, tunnel4=opts.tunnel4, tunnel6=opts.tunnel6
     )
@@ -137,6 +140,25 @@ def validate_options(opts: Options, engine: engines.Engine | None = None) -> Non
         _read_compose_file(opts.compose_file)
     if engine is not None:
         check_engine(engine, opts)
+
+
+def _check_unused_with_file(opts: Options) -> None:
+    """Refuse what --compose-file replaces: the file sets the subnets and the devices."""
+    unused = [
+        option
+        for option, given in (
+            ("--subnet4", opts.subnet4 is not None),
+            ("--subnet6", opts.subnet6 is not None),
+            ("--userspace-wireguard", opts.userspace_wireguard),
+        )
+        if given
+    ]
+    if unused:
+        raise RpbuildError(
+            f"{unused[0]}: not used with --compose-file {opts.compose_file}, "
+            "which sets the subnets and devices itself",
+            hint="edit the file, or write it again with `rpbuild compose` and these options",
+        )
 
 
 def check_engine(engine: engines.Engine, opts: Options) -> composetool.Compose:
@@ -231,6 +253,8 @@ def render(engine: engines.Engine, image: str, opts: Options) -> tuple[dict[str,
         taken = [*(subnet for _, subnet in networks), opts.tunnel4, opts.tunnel6]
         free4, free6 = cmp.free_subnets(taken)
         subnet4, subnet6 = subnet4 or free4, subnet6 or free6
+    if opts.ip == "4":
+        subnet6 = None  # the IPv4-only bridge has none (validate_options refused a given one)
     spec = cmp.TopologySpec(
         image=image,
         ip=opts.ip,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -47,31 +48,51 @@ def _packages(console: Console, profile: Profile) -> None:
             "yes" if pkg.required else "no",
             pkg.origin,
         )
-    console.print(table)
+    _print_uncut(console, table)
+
+
+def _print_uncut(console: Console, renderable: Any) -> None:
+    """Print; when not writing to a terminal, as wide as the content, never cut to 80 columns.
+
+    Piped output has no width to fit, and a value cut off with an ellipsis is lost to
+    whoever reads it (a script, a file, a pager that scrolls sideways).
+    """
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = sys.maxsize
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
 
 
 def profile_detail(console: Console, profile: Profile) -> None:
-    from rich.table import Table
+    """The packages, then one line per image setting, each value whole.
+
+    Plain lines, not a table: a table cuts long values (labels, env) to the width.
+    Sizes as `rpbuild sizes` shows them; `--json` has the exact bytes.
+    """
     from rich.text import Text
 
     _packages(console, profile)
     img = profile.image
-    settings = Table(show_header=False, box=None, pad_edge=False)
-    settings.add_column(style="bold")
-    settings.add_column()
-    settings.add_row("file", Text(str(profile.path)))
-    settings.add_row("chain", " -> ".join(profile.chain))
-    settings.add_row("image", img.reference)
-    settings.add_row("entrypoint", Text(" ".join(img.entrypoint) or "-"))
-    settings.add_row("cmd", Text(" ".join(img.cmd) or "-"))
-    settings.add_row("created", img.created)
-    settings.add_row("max layers", str(img.max_layers))
-    for key, value in sorted(img.env.items()):
-        settings.add_row("env", Text(f"{key}={value}"))
-    for key, value in sorted(img.labels.items()):
-        settings.add_row("label", Text(f"{key}={value}"))
-    settings.add_row("budget", "-" if profile.budget is None else f"{profile.budget} bytes")
-    console.print(settings)
+    rows = [
+        ("file", str(profile.path)),
+        ("chain", " -> ".join(profile.chain)),
+        ("image", img.reference),
+        ("entrypoint", " ".join(img.entrypoint) or "-"),
+        ("cmd", " ".join(img.cmd) or "-"),
+        ("created", img.created),
+        ("max layers", str(img.max_layers)),
+        *(("env", f"{key}={value}") for key, value in sorted(img.env.items())),
+        *(("label", f"{key}={value}") for key, value in sorted(img.labels.items())),
+        ("budget", "-" if profile.budget is None else human(profile.budget)),
+    ]
+    for key, value in rows:
+        line = Text.assemble((f"{key:<12}", "bold"), value)
+        console.print(line, soft_wrap=True)
 
 
 class BuildProgress:

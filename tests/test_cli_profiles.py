@@ -187,6 +187,9 @@ def test_init_refuses_up_front_and_writes_nothing(rpbuild: RunCli, tmp_path: Pat
     again = rpbuild("init", str(target))
     assert again.returncode == 0, again.stderr
     assert (target / "profiles" / "minimal.toml").is_file()
+    empty = rpbuild("init", "", cwd=tmp_path)  # not the current directory by accident
+    assert empty.returncode == 2 and "init DIRECTORY: empty" in _one_line_error(empty.stderr)
+    assert not (tmp_path / "profiles").exists()
 
 
 def test_an_empty_profiles_directory_is_an_error_not_a_fallback(
@@ -239,3 +242,57 @@ def test_a_label_rpbuild_records_is_refused(rpbuild: RunCli, project: Path) -> N
         "profiles/minimal.toml: image.labels: 'org.opencontainers.image.revision' is set by "
         "rpbuild itself"
     ) in _one_line_error(r.stderr)
+
+
+def test_check_without_a_flake_says_it_is_missing(rpbuild: RunCli, project: Path) -> None:
+    """Not a diff of the whole flake against nothing."""
+    r = rpbuild("render", "--check", cwd=project)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert _one_line_error(r.stderr) == (
+        f"rpbuild: error: {project / 'flake.nix'}: missing; run `rpbuild render`"
+    )
+    (project / "flake.nix").mkdir()
+    r = rpbuild("render", "--check", cwd=project)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert _one_line_error(r.stderr) == (
+        f"rpbuild: error: {project / 'flake.nix'}: a directory, not a file; "
+        "remove it, then run `rpbuild render`"
+    )
+
+
+def test_editor_lock_files_in_profiles_are_ignored(rpbuild: RunCli, project: Path) -> None:
+    (project / "profiles" / ".#minimal.toml").symlink_to("user@host.4242:1700000000")
+    r = rpbuild("profiles", "--json", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads(r.stdout)) == ["debug", "minimal", "with-wireguard"]
+
+
+def test_a_long_profile_name_is_too_long_not_misspelt(rpbuild: RunCli, project: Path) -> None:
+    name = "a" * 200
+    (project / "profiles" / f"{name}.toml").write_text('extends = "minimal"\n')
+    r = rpbuild("profiles", cwd=project)
+    assert r.returncode == 2
+    assert _one_line_error(r.stderr) == (
+        f"rpbuild: error: profiles/{name}.toml: profile name too long (200 characters; at most 63)"
+    )
+
+
+def test_show_piped_cuts_nothing_and_gives_sizes_in_mib(rpbuild: RunCli, project: Path) -> None:
+    minimal = project / "profiles" / "minimal.toml"
+    long_value = "https://example.org/" + "x" * 300
+    text = minimal.read_text().replace(
+        "[image.labels]\n", f'[image.labels]\n"org.example.long" = "{long_value}"\n'
+    )
+    minimal.write_text(text)
+    for columns in ("80", "200"):
+        r = rpbuild("profiles", "show", "minimal", cwd=project, env={"COLUMNS": columns})
+        assert r.returncode == 0, r.stderr
+        assert "…" not in r.stdout
+        assert f"label       org.example.long={long_value}\n" in r.stdout
+        assert "budget      110.0 MiB\n" in r.stdout
+        for description in ("/etc/protocols and /etc/services", "Linux networking utilities"):
+            assert description in r.stdout
+    data = json.loads(rpbuild("profiles", "show", "minimal", "--json", cwd=project).stdout)
+    assert data["budget"] == 110 * 1024 * 1024

@@ -285,3 +285,33 @@ def test_cli_refuses_a_bad_output_path_in_one_line(
         assert out.returncode == 2, out.stderr
         assert out.stderr.splitlines()[0] == f"rpbuild: error: {message}"
         assert out.stdout == ""
+
+
+def test_an_ipv6_subnet_with_ip_4_is_refused_not_dropped() -> None:
+    with pytest.raises(RpbuildError) as info:
+        cmp.document(cmp.TopologySpec(image=IMAGE, ip="4", subnet6="fd00:1::/64"))
+    assert info.value.message == (
+        "--subnet6: fd00:1::/64 is not used with --ip 4, whose bridge is IPv4 only"
+    )
+    assert info.value.hint == "leave out --subnet6, or use --ip 6 or --ip dual"
+    # --subnet4 is used with --ip 6: the bridge keeps its IPv4 subnet.
+    d = cmp.document(cmp.TopologySpec(image=IMAGE, ip="6", subnet4="172.30.5.0/24"))
+    subnets = [c["subnet"] for c in d["networks"]["transit"]["ipam"]["config"]]
+    assert subnets == ["172.30.5.0/24", cmp.DEFAULT_SUBNET6]
+    # Unset: no IPv6 at all. Even the default subnet, given explicitly, is refused.
+    d = cmp.document(cmp.TopologySpec(image=IMAGE, ip="4"))
+    assert [c["subnet"] for c in d["networks"]["transit"]["ipam"]["config"]] == [
+        cmp.DEFAULT_SUBNET4
+    ]
+    with pytest.raises(RpbuildError):
+        cmp.document(cmp.TopologySpec(image=IMAGE, ip="4", subnet6=cmp.DEFAULT_SUBNET6))
+
+
+def test_cli_refuses_a_subnet_the_ip_mode_does_not_use(rpbuild: RunCli, project: Path) -> None:
+    r = rpbuild("compose", "--ip", "4", "--subnet6", "fd00:1::/64", cwd=project)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        "rpbuild: error: --subnet6: fd00:1::/64 is not used with --ip 4, whose bridge is IPv4 only",
+        "rpbuild: hint: leave out --subnet6, or use --ip 6 or --ip dual",
+    ]

@@ -283,3 +283,24 @@ def test_an_empty_profiles_directory_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as info:
         load_profiles(tmp_path)
     assert str(info.value) == f"{tmp_path}: no profiles (*.toml) here; add one or run rpbuild init"
+
+
+def test_a_name_too_long_says_so_and_the_limit(tmp_path: Path) -> None:
+    path = write(tmp_path, "a" * 200, PKG.format(name="a"))
+    with pytest.raises(ProfileError) as info:
+        load_profiles(tmp_path)
+    assert str(info.value) == f"{path}: profile name too long (200 characters; at most 63)"
+    path.unlink()
+    write(tmp_path, "a" * 63, PKG.format(name="a"))
+    assert list(load_profiles(tmp_path)) == ["a" * 63]
+
+
+def test_hidden_files_are_not_profiles(tmp_path: Path) -> None:
+    """Emacs keeps a `.#NAME.toml` lock symlink, often dangling, while a file is edited."""
+    write(tmp_path, "minimal", PKG.format(name="a"))
+    (tmp_path / ".#minimal.toml").symlink_to("root@host.1234:1700000000")
+    (tmp_path / ".draft.toml").write_text("not = [valid")
+    assert list(load_profiles(tmp_path)) == ["minimal"]
+    (tmp_path / "minimal.toml").unlink()
+    with pytest.raises(ProfileError, match="no profiles"):
+        load_profiles(tmp_path)

@@ -88,6 +88,29 @@ def test_project_option_must_name_a_directory(tmp_path: Path) -> None:
     assert info.value.hint == f"run `rpbuild init {tmp_path}` to start one"
 
 
+def test_a_lock_that_is_not_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "flake.lock").mkdir()
+    proj = find_project(tmp_path)
+    with pytest.raises(ProjectError) as info:
+        proj.require_lock()
+    assert str(info.value) == (
+        f"{proj.lock_path}: a directory, not a file; remove it, then restore it from "
+        "version control or create it with `rpbuild lock update`"
+    )
+    (tmp_path / "flake.lock").rmdir()
+    with pytest.raises(ProjectError, match=r"flake\.lock: missing flake\.lock; restore it"):
+        proj.require_lock()
+    (tmp_path / "flake.lock").write_text("{}")
+    assert proj.require_lock() == proj.lock_path
+
+
+def test_only_hidden_toml_files_do_not_make_a_project(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / ".#minimal.toml").symlink_to("user@host.1:2")
+    assert find_project(start=tmp_path).builtin
+
+
 # --- init ---------------------------------------------------------------------
 
 
@@ -170,3 +193,12 @@ def test_init_removes_what_it_wrote_when_a_write_fails(
     )
     assert len(calls) == 4
     assert _all_files(tmp_path) == [Path("keep")]  # the directory that was there stays
+
+
+def test_init_refuses_an_empty_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rpbuild init ''` once created the project in the current directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProjectError, match=r"^init DIRECTORY: empty \(''\)"):
+        init_project("")
+    assert _all_files(tmp_path) == []
+    assert init_project(".")  # the current directory, when the user says so

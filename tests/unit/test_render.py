@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpbuild.errors import RenderError
+from rpbuild.errors import CheckFailed, RenderError
 from rpbuild.profiles import load_profiles
 from rpbuild.project import find_project
 from rpbuild.render import (
@@ -197,4 +198,30 @@ def test_a_flake_path_that_is_a_directory_is_named(project: Path) -> None:
     rendered = render_flake(proj, load_profiles(proj.profiles_dir))
     with pytest.raises(RenderError, match=re.escape(f"{project / 'flake.nix'}: a directory")):
         write_flake(proj, rendered)
-    assert diff_flake(proj, rendered).startswith("--- flake.nix (on disk)")
+    # --check once showed the whole flake as a diff against nothing: one line instead.
+    with pytest.raises(RenderError) as info:
+        diff_flake(proj, rendered)
+    assert info.value.message == (
+        f"{project / 'flake.nix'}: a directory, not a file; remove it, then run `rpbuild render`"
+    )
+
+
+def test_a_missing_flake_fails_the_check_in_one_line(project: Path) -> None:
+    proj = find_project(project)
+    rendered = render_flake(proj, load_profiles(proj.profiles_dir))
+    with pytest.raises(CheckFailed) as info:
+        diff_flake(proj, rendered)
+    assert info.value.message == f"{project / 'flake.nix'}: missing; run `rpbuild render`"
+    assert info.value.exit_code == 1
+    (project / "flake.nix").symlink_to("nowhere.nix")
+    with pytest.raises(RenderError, match=r"a symlink to a file that does not exist$"):
+        diff_flake(proj, rendered)
+
+
+def test_a_flake_that_is_not_a_regular_file_is_not_read(project: Path) -> None:
+    """A FIFO would block the read for ever."""
+    os.mkfifo(project / "flake.nix")
+    proj = find_project(project)
+    rendered = render_flake(proj, load_profiles(proj.profiles_dir))
+    with pytest.raises(RenderError, match=r"flake\.nix: not a regular file; remove it"):
+        diff_flake(proj, rendered)

@@ -606,3 +606,54 @@ def test_added_sizes_are_bounded(case: tuple[dict[str, PathInfo], list[str]]) ->
         # The definition itself: the closure minus the closure of all the other roots.
         others = _closure(infos, roots[:i] + roots[i + 1 :])
         assert pkg.added_size == prof.closure_size - size(others)
+
+
+# --- which loaded image's size a profile shows ---------------------------------
+
+
+def _record(profile: str, engine: str, reference: str, size: int, **kw: str) -> Any:
+    from rpbuild.state import ImageRecord
+
+    fields = {
+        "system": "x86_64-linux",
+        "fingerprint": f"fp-{profile}",
+        "image_id": "sha256:0",
+        "out_path": "/nix/store/x",
+        "built_at": "2024-01-01T00:00:00Z",
+    }
+    fields.update(kw)
+    return ImageRecord(profile=profile, engine=engine, reference=reference, size=size, **fields)
+
+
+def test_the_loaded_size_is_chosen_the_same_whatever_the_order_of_the_records() -> None:
+    """docker 14810620 vs podman 15019139: once whichever came last in the state file."""
+    import itertools
+
+    from rpbuild.measure import loaded_image_sizes
+    from rpbuild.profiles import load_profiles
+
+    profiles = load_profiles(Path(__file__).resolve().parents[2] / "profiles")
+    fingerprints = {name: f"fp-{name}" for name in profiles}
+    records = [
+        _record("minimal", "podman", "rosenpass:minimal", 15019139),
+        _record("minimal", "docker", "me/rosenpass:mine", 1),
+        _record("minimal", "docker", "rosenpass:minimal", 14810620),
+        _record("minimal", "docker", "rosenpass:minimal", 9, system="aarch64-linux"),
+        _record("minimal", "docker", "rosenpass:minimal", 8, fingerprint="stale"),
+        _record("debug", "podman", "me/rosenpass:a", 30),
+        _record("debug", "podman", "me/rosenpass:b", 31),
+        _record("debug", "docker", "me/rosenpass:c", 32),
+        _record("gone", "docker", "rosenpass:gone", 5),
+    ]
+    for order in itertools.permutations(records[:3]):
+        chosen = loaded_image_sizes([*order, *records[3:]], profiles, "x86_64-linux", fingerprints)
+        # The profile's own reference first, then docker over podman, then by reference.
+        assert chosen == {"debug": 32, "minimal": 14810620}
+    podman_only = [r for r in records if r.engine == "podman"]
+    chosen = loaded_image_sizes(podman_only, profiles, "x86_64-linux", fingerprints)
+    assert chosen == {"debug": 30, "minimal": 15019139}
+    assert loaded_image_sizes(records[::-1], profiles, "x86_64-linux", fingerprints) == {
+        "debug": 32,
+        "minimal": 14810620,
+    }
+    assert loaded_image_sizes(records, profiles, "aarch64-linux", fingerprints) == {"minimal": 9}

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -263,6 +264,18 @@ BAD_OPTIONS = [
     ),
     ({"timeout": 0.0}, "--timeout: 0 is not a positive number of seconds"),
     ({"compose_file": Path("/nonexistent/c.json")}, "--compose-file /nonexistent/c.json: No such"),
+    (
+        {"ip": "4", "subnet6": "fd00:1::/64"},
+        "--subnet6: fd00:1::/64 is not used with --ip 4, whose bridge is IPv4 only",
+    ),
+    (
+        {"compose_file": Path("/nonexistent/c.json"), "subnet4": "172.30.0.0/24"},
+        "--subnet4: not used with --compose-file /nonexistent/c.json, which sets the subnets",
+    ),
+    (
+        {"compose_file": Path("/nonexistent/c.json"), "userspace_wireguard": True},
+        "--userspace-wireguard: not used with --compose-file /nonexistent/c.json",
+    ),
 ]
 
 
@@ -323,12 +336,15 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
 ) -> None:
     topo.validate_options(topo.Options())
     topo.validate_options(topo.Options(ip="4", subnet4="172.30.0.0/24", name="x_1", timeout=5))
+    topo.validate_options(topo.Options(ip="6", subnet4="172.30.0.0/24"))  # the bridge keeps it
     monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: [])
     opts = topo.Options(tunnel4="172.31.240.0/24", tunnel6="fd00:7270::/64")
     topo.validate_options(opts)  # the bridge subnets are chosen later, around the tunnel
     doc, _ = topo.render(ENGINE, "x:y", opts)
     subnets = [c["subnet"] for c in doc["networks"]["transit"]["ipam"]["config"]]
     assert subnets == ["172.31.241.0/24", "fd00:7270:0:1::/64"]
+    doc, _ = topo.render(ENGINE, "x:y", replace(opts, ip="4"))  # a chosen IPv6 subnet is unused
+    assert doc["networks"]["transit"]["ipam"]["config"] == [{"subnet": "172.31.241.0/24"}]
 
 
 # --- an engine that cannot be asked is an error, never "nothing there" -------------
@@ -507,7 +523,6 @@ NETWORKS = [("bridge", "172.17.0.0/16"), ("other", "fd00:7270:5::/64")]
             {"subnet6": "fd00:7270:5::/48"},
             "--subnet6 fd00:7270:5::/48 overlaps docker network 'other' (fd00:7270:5::/64)",
         ),
-        ({"subnet6": "fd00:7270:5::/48", "ip": "4"}, None),  # IPv4 only: no IPv6 bridge
         ({"subnet4": "172.18.0.0/24", "subnet6": "fd00:7270:6::/64"}, None),
     ],
 )
