@@ -115,16 +115,23 @@ def timed(
     return time.perf_counter() - started
 
 
-def floor_run(unavoidable: Sequence[str], *, cwd: Path | None = None) -> float:
-    """Seconds of the venv's Python starting with no imports, then the one command rpbuild
-    cannot skip (the engine's inspect, nix's path-info).
+#: The least a Python program doing rpbuild's job can do: start, import what running a
+#: command and reading its JSON takes, run the one command, and parse what it printed.
+FLOOR_PROGRAM = (
+    "import json, subprocess, sys; "
+    "json.loads(subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout)"
+)
 
-    No Python program that makes that call can be faster, so this bounds the ratio a target
-    can ask of rpbuild on this machine, whatever rpbuild itself does.
+
+def floor_run(unavoidable: Sequence[str], *, cwd: Path | None = None) -> float:
+    """Seconds of FLOOR_PROGRAM running the one command rpbuild cannot skip (the engine's
+    inspect, nix's path-info), in the venv's Python.
+
+    No Python program that makes that call and reads its answer can be faster, so this
+    bounds the ratio a target can ask of rpbuild on this machine, whatever rpbuild does.
     """
     started = time.perf_counter()
-    run([VENV_PYTHON, "-c", "pass"])
-    run(unavoidable, cwd=cwd)
+    run([VENV_PYTHON, "-c", FLOOR_PROGRAM, *unavoidable], cwd=cwd)
     return time.perf_counter() - started
 
 

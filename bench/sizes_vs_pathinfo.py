@@ -137,10 +137,10 @@ def main() -> int:
         print(f"(c) nix eval + nix path-info, no Python {sc.show()}")
         print(f"ratio (a)/(b), medians: {ratio:.1f}x   target <= {TARGET}x: {verdict(met)}")
         print(f"ratio (a)/(c), medians: {sa.median / sc.median:.1f}x   (informational)")
-        print(f"(f) python -c pass, then (b)            {sf.show()}")
+        print(f"(f) python: import, (b), parse        {sf.show()}")
         print(
             f"best possible (f)/(b): {best:.2f}x: the least any Python program that makes "
-            "the one nix call could reach here"
+            "the one nix call and reads its answer could reach here"
         )
 
         print("\nwhere `rpbuild -v sizes --json` spends its time (median of 5 runs):")
