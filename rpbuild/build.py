@@ -161,7 +161,7 @@ def check_system(project: Project, system: str) -> None:
 
 def _render_inputs(project: Project, profiles: Mapping[str, Profile]) -> dict[str, bytes]:
     """Everything flake.nix is rendered from, as bytes."""
-    parts = {f"profile:{p.path.name}": p.path.read_bytes() for p in profiles.values()}
+    parts = {f"profile:{p.path.name}": p.source for p in profiles.values()}
     for name in (FLAKE_TEMPLATE, ENTRYPOINT_TEMPLATE):
         parts[f"template:{name}"] = (project.templates_dir / name).read_bytes()
     settings = project.root / SETTINGS_FILE

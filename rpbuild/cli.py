@@ -316,7 +316,10 @@ def compose_file(
         return
     cmp.write_output(output, text)
     if not c.quiet:
-        print(f"{output}: written (docker-compose -f {output} up, or `rpbuild up`)")
+        print(
+            f"{output}: written (docker-compose -f {output} up, "
+            f"or `rpbuild up --compose-file {output}`)"
+        )
 
 
 def _topology_options(**kwargs: Any) -> Any:
@@ -828,7 +831,7 @@ def main() -> None:
         _report(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("rpbuild: interrupted; nothing was changed\n")
+        sys.stderr.write("rpbuild: interrupted\n")
         sys.exit(130)
     except OSError as exc:
         # A file the user named or that rpbuild needs cannot be read or written.
@@ -842,11 +845,13 @@ def main() -> None:
         message = _usage_error(exc)
         if message is None:
             if type(exc).__name__ == "Abort":
-                sys.stderr.write("rpbuild: interrupted; nothing was changed\n")
+                sys.stderr.write("rpbuild: interrupted\n")
                 sys.exit(130)
             raise
         sys.stderr.write(f"rpbuild: error: {message}\n")
         sys.exit(2)
+    if code == 130:  # Ctrl-C outside a child process: click turned it into exit 130
+        sys.stderr.write("rpbuild: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -94,7 +94,21 @@ def ensure_running(engine: Engine) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise _daemon_error(engine)
+        if _DAEMON_DOWN.search(result.stderr) or not result.stderr.strip():
+            raise _daemon_error(engine)
+        # Anything else (permission denied on the socket, say) is reported as it is:
+        # "start the daemon" would send the user the wrong way.
+        raise EngineError(
+            f"cannot use {engine.name}: {result.stderr_tail(1)}",
+            argv=result.argv,
+            returncode=result.returncode,
+            stderr_tail=result.stderr_tail(),
+            hint=(
+                "add your user to the docker group (then log in again), or run as root"
+                if "permission denied" in result.stderr.lower()
+                else None
+            ),
+        )
 
 
 def _call(engine: Engine, *args: str, what: str, check: bool = True) -> process.Result:

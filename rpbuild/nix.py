@@ -588,6 +588,7 @@ def _subcommand(argv: Sequence[str]) -> str:
         "--option": 2,
         "--builders": 1,
         "--log-format": 1,
+        "--offline": 0,
     }
     words: list[str] = []
     i = 1
@@ -814,21 +815,59 @@ def classify_failure(
     last = _last_error(lines) or f"exit code {returncode}"
     where = _FIRST_POSITION.search(text)
     if where is not None and where.group("file") == "flake.nix":
-        # An error in the (staged copy of the) rendered flake: name it by line.
-        return NixError(
-            _one_line(f"flake.nix:{where.group('line')}:{where.group('col')}: {last}"),
-            stderr_tail=tail,
-            hint="flake.nix is rendered from templates/flake.nix.j2: check a project's own "
-            "template, or run `rpbuild render`",
-            **common,
-        )
+        at = f"flake.nix:{where.group('line')}:{where.group('col')}"
+        owner = _flake_owner(argv, opts, int(where.group("line")), stderr)
+        if owner == "":  # rpbuild's own (staged) flake.nix, rendered from the template
+            return NixError(
+                _one_line(f"{at}: {last}"),
+                stderr_tail=tail,
+                hint="flake.nix is rendered from templates/flake.nix.j2: check a project's "
+                "own template, or run `rpbuild render`",
+                **common,
+            )
+        whose = owner or "a flake input"
+        return NixError(_one_line(f"{whose}: {at}: {last}"), stderr_tail=tail, **common)
+    fatal = [ln for ln in stderr.splitlines() if ln.lstrip().startswith("fatal:")]
     for name, url in opts.overrides:
-        if any(mention in stderr for mention in _mentions(url)):
-            # nix's complaint is about a URL the user gave: name the option.
+        # Only where nix (or git under it) complains, not wherever the URL is echoed.
+        if any(m in said for m in _mentions(url) for said in (last, *fatal)):
             return NixError(
                 _one_line(f"--override-input {name} {url}: {last}"), stderr_tail=tail, **common
             )
     return NixError(_one_line(f"nix {sub} failed: {last}"), stderr_tail=tail, **common)
+
+
+_EXCERPT = re.compile(r"^\s*(\d+)\|\s?(.*)$")
+
+
+def _flake_owner(argv: Sequence[str], opts: NixOptions, line: int, stderr: str) -> str | None:
+    """Whose flake.nix nix quotes: "" for the flake rpbuild runs nix on, "--override-input
+    NAME URL" for a local override, None when neither holds the quoted line (another input).
+
+    nix names every flake by its store copy (/nix/store/HASH-source/flake.nix), so the
+    line it quotes is compared with the candidates' own line.
+    """
+    excerpt = (m for m in map(_EXCERPT.match, stderr.splitlines()) if m is not None)
+    quoted = next((m.group(2) for m in excerpt if int(m.group(1)) == line), None)
+    if quoted is None:
+        return None
+    candidates: list[tuple[str, Path]] = [
+        ("", Path(arg[len("path:") :].split("#", 1)[0].split("?", 1)[0]))
+        for arg in argv
+        if arg.startswith("path:")
+    ]
+    for name, url in opts.overrides:
+        local = url.removeprefix("path:").split("?", 1)[0]
+        if local.startswith("/"):
+            candidates.append((f"--override-input {name} {url}", Path(local)))
+    for owner, directory in candidates:
+        try:
+            lines = (directory / "flake.nix").read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if 0 < line <= len(lines) and lines[line - 1].rstrip() == quoted.rstrip():
+            return owner
+    return None
 
 
 def _mentions(url: str) -> list[str]:

@@ -106,6 +106,9 @@ class Profile:
     budget: int | None
     image: ImageSettings
     packages: tuple[Package, ...]
+    # The file's bytes as parsed: what flake.nix is rendered from is hashed from these,
+    # not from a second read that an edit in between could make disagree.
+    source: bytes = field(default=b"", repr=False, compare=False)
 
     def spec(self) -> dict[str, Any]:
         """The data the flake template hands to Nix (through builtins.fromJSON)."""
@@ -175,6 +178,7 @@ class _Raw:
     path: Path
     data: dict[str, Any]
     image: dict[str, Any] = field(default_factory=dict)
+    source: bytes = b""
 
 
 def parse_size(value: object, *, where: str) -> int:
@@ -284,7 +288,8 @@ def _read(path: Path) -> _Raw:
             f"{where}: invalid profile name {name!r} (lower-case letters, digits and '-')"
         )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        source = path.read_bytes()
+        data = tomllib.loads(source.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -296,7 +301,7 @@ def _read(path: Path) -> _Raw:
     if not isinstance(image, dict):
         raise ProfileError(f"{where}: [image] must be a table")
     _unknown_keys(image, IMAGE_KEYS, f"{where}: [image]")
-    return _Raw(name=name, path=path, data=data, image=image)
+    return _Raw(name=name, path=path, data=data, image=image, source=source)
 
 
 def _packages(raw: _Raw) -> list[Package]:
@@ -459,6 +464,7 @@ def _resolve(
     profile = Profile(
         name=name,
         path=raw.path,
+        source=raw.source,
         description=description,
         extends=parent_name,
         chain=(name, *(parent.chain if parent else ())),

@@ -128,8 +128,13 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
             raise ProjectError(f"{explicit}: {what}; --project takes a project directory")
         root = explicit.resolve()
         if not _is_project(root):
+            has = (
+                "an empty profiles/ and no flake.lock"
+                if (root / "profiles").is_dir()
+                else (f"no profiles/ directory or {SETTINGS_FILE}")
+            )
             raise ProjectError(
-                f"{explicit}: not an rpbuild project (no profiles/ directory or {SETTINGS_FILE})",
+                f"{explicit}: not an rpbuild project ({has})",
                 hint=f"run `rpbuild init {explicit}` to start one",
             )
     else:

@@ -186,14 +186,17 @@ def read_archive(path: Path) -> ArchiveImage:
                 raise ArchiveError(f"{path}: expected exactly one image in manifest.json")
             entry = manifest[0]
             config_bytes = _member(tar, str(entry["Config"]), path)
-    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError) as exc:
+            config = json.loads(config_bytes)
+            repo_tags = tuple(entry.get("RepoTags") or ())
+            if not isinstance(config, dict):
+                raise ArchiveError(f"{path}: the image config is not a JSON object")
+    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArchiveError(f"{path}: not a readable docker-archive: {exc}") from None
-    config = json.loads(config_bytes)
     return ArchiveImage(
         path=path,
         image_id="sha256:" + hashlib.sha256(config_bytes).hexdigest(),
         config=config,
-        repo_tags=tuple(entry.get("RepoTags") or ()),
+        repo_tags=repo_tags,
     )
 
 

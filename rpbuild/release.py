@@ -36,7 +36,7 @@ from rpbuild.build import (
     stage,
 )
 from rpbuild.engine import normalise_id
-from rpbuild.errors import NixError, ProjectError, RpbuildError
+from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
 from rpbuild.profiles import load_profiles, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
@@ -541,6 +541,32 @@ def _platform(image: BuiltImage) -> str:
 
 
 def _push(images: Sequence[BuiltImage], options: ReleaseOptions, notify: Notify) -> list[PushedTag]:
+    """Push every image and tag; a push stopped half-way says which tags it touched."""
+    attempted: list[str] = []
+
+    def push_note(message: str, ref: str) -> None:
+        attempted.append(ref)
+        notify(message)
+
+    try:
+        return _push_all(images, options, push_note)
+    except (KeyboardInterrupt, RpbuildError) as exc:
+        if not attempted:
+            raise
+        touched = ", ".join(attempted)
+        note = (
+            f"the registry may already hold {touched}: delete those tags there, or release "
+            "under another version"
+        )
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(f"interrupted while pushing; {note}") from None
+        exc.hint = f"{note}; {exc.hint}" if exc.hint else note
+        raise
+
+
+def _push_all(
+    images: Sequence[BuiltImage], options: ReleaseOptions, push_note: Callable[[str, str], None]
+) -> list[PushedTag]:
     assert options.push is not None
     repo, tls = options.push, options.tls_verify
     pushed: list[PushedTag] = []
@@ -552,7 +578,7 @@ def _push(images: Sequence[BuiltImage], options: ReleaseOptions, notify: Notify)
         main = registry.docker_ref(repo, tags[0])
         if len(group) == 1:
             image = group[0]
-            notify(f"pushing {main}")
+            push_note(f"pushing {main}", main)
             image.manifest_digest = registry.push_archive(image.archive.path, main, tls_verify=tls)
             image.reference = main
             digest, kind = image.manifest_digest, "image"
@@ -563,7 +589,7 @@ def _push(images: Sequence[BuiltImage], options: ReleaseOptions, notify: Notify)
                     repo,
                     arch_tag(options.version, profile, image.system, snapshot=options.snapshot),
                 )
-                notify(f"pushing {ref}")
+                push_note(f"pushing {ref}", ref)
                 image.manifest_digest = registry.push_archive(
                     image.archive.path, ref, tls_verify=tls
                 )
@@ -575,13 +601,13 @@ def _push(images: Sequence[BuiltImage], options: ReleaseOptions, notify: Notify)
                         f"{ref}: the registry serves a manifest other than the one pushed"
                     )
                 entries.append(entry)
-            notify(f"pushing the manifest list {main}")
+            push_note(f"pushing the manifest list {main}", main)
             digest, kind = registry.push_list(entries, main, tls_verify=tls), "list"
         platforms = tuple(_platform(image) for image in group)
         pushed.append(PushedTag(main, digest, profile, kind, platforms))
         for extra in tags[1:]:
             ref = registry.docker_ref(repo, extra)
-            notify(f"tagging {ref}")
+            push_note(f"tagging {ref}", ref)
             again = registry.retag(main, ref, tls_verify=tls)
             if again != digest:
                 raise registry.RegistryError(f"{ref}: tagged as {again}, expected {digest}")
@@ -988,14 +1014,15 @@ def update_lock(
             "not in an rpbuild project: `rpbuild lock update` changes a project's flake.lock "
             "(use --project DIR)"
         )
-    old = lockfile.read(project.lock_path)
-    known = lockfile.direct_inputs(old)
-    for name in inputs:
-        if known and name.split("/", 1)[0] not in known:
-            raise RpbuildError(
-                f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
-            )
     with project_lock(project.state_dir / "lock"):
+        # Read under the lock: a concurrent update must not make the diff wrong.
+        old = lockfile.read(project.lock_path)
+        known = lockfile.direct_inputs(old)
+        for name in inputs:
+            if known and name.split("/", 1)[0] not in known:
+                raise RpbuildError(
+                    f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
+                )
         if write_flake(project, render_flake(project, load_profiles(project.profiles_dir))):
             notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
         project.state_dir.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,12 @@ def local_tree_digest(root: Path) -> str:
     """
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for name in sorted(filenames):
+        # Build products and VCS data only at the top (a nested `result/` may be source),
+        # and a symlinked directory by its target: os.walk does not descend into it.
+        skip = _SKIP_DIRS if dirpath == str(root) else set()
+        links = [d for d in dirnames if d not in skip and (Path(dirpath) / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and d not in links)
+        for name in sorted(f for f in [*filenames, *links] if f not in skip):
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()
             try:

@@ -32,6 +32,7 @@ from rpbuild import engine as engines
 from rpbuild.errors import CheckFailed, EngineError, Interrupted, RpbuildError
 from rpbuild.fsutil import atomic_write
 from rpbuild.project import Project
+from rpbuild.state import project_lock
 
 HANDSHAKE_MAX_AGE_S = 180  # WireGuard rejects session keys older than this
 PSK_RENEWAL_DEADLINE_S = 200  # rosenpass's initiator renews the key after 130 s
@@ -497,7 +498,7 @@ def up(
     """Start the topology and leave it running once the tunnel works."""
     validate_options(opts)
     name = check_name(opts.name or DEFAULT_NAME)
-    with _interruptible():
+    with _interruptible(), _claimed(project, name, say):
         _refuse_existing(engine, name)
         started = time.monotonic()
         prepared = _prepare(engine, image, opts)
@@ -522,6 +523,17 @@ def _interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _claimed(project: Project, name: str, say: Say) -> Iterator[None]:
+    """One `up` or `test` per topology name at a time: between the check that the name
+    is free and its containers starting, a second run would pass the check too, and its
+    cleanup on failure would tear down the first run's topology."""
+    lock = state_file(project, name).with_suffix(".lock")
+    waiting = f"{name}: another rpbuild is starting it; waiting"
+    with project_lock(lock, on_wait=lambda: say(waiting)):
+        yield
 
 
 def _refuse_existing(engine: engines.Engine, name: str) -> None:
@@ -702,7 +714,7 @@ def test(
     """
     validate_options(opts)
     name = check_name(opts.name or f"rpbuild-test-{uuid.uuid4().hex[:8]}")
-    with _interruptible():
+    with _interruptible(), _claimed(project, name, say):
         return _test(project, engine, image, opts, name, say, report, show_logs)
 
 

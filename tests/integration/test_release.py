@@ -56,6 +56,10 @@ class Registry:
         with urllib.request.urlopen(f"http://{self.host}/v2/_catalog", timeout=10) as resp:
             return list(json.load(resp)["repositories"] or [])
 
+    def tags(self, repo: str) -> list[str]:
+        with urllib.request.urlopen(f"http://{self.host}/v2/{repo}/tags/list", timeout=10) as r:
+            return list(json.load(r)["tags"] or [])
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -630,6 +634,39 @@ def test_snapshot_from_a_dirty_tree_is_tagged_snapshot(
     # A snapshot may be pushed again under the same version.
     done = release(rpbuild, repo, "--version", "2.0.0", *args, "--report", str(tmp_path / "s2"))
     assert done.returncode == 0, done.stderr
+
+
+def test_a_push_that_fails_half_way_names_what_the_registry_may_hold(
+    repo: Path, rpbuild: RunCli, registry: Registry, tmp_path: Path
+) -> None:
+    """The real skopeo pushes minimal; a shim fails the push of debug, as a full disk or a
+    dropped connection would. The version is then half published: say which tags."""
+    real = shutil.which("skopeo")
+    assert real is not None
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "skopeo").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *copy*-debug*) echo "simulated: connection reset" >&2; exit 1 ;; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    (shim / "skopeo").chmod(0o755)
+    push = f"{registry.host}/half/rosenpass"
+    done = rpbuild(
+        "--project", str(repo), "release", "--version", "3.1.0", "--profile", "minimal",
+        "--profile", "debug", "--push", push, "--no-tls-verify", "--snapshot",
+        "--report", str(tmp_path / "r"), *STANDIN_OVERRIDES,
+        env={"PATH": f"{shim}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    hint = next(line for line in done.stderr.splitlines() if line.startswith("rpbuild: hint:"))
+    assert hint.startswith(
+        f"rpbuild: hint: the registry may already hold {push}:3.1.0-minimal-SNAPSHOT, "
+        f"{push}:3.1.0-SNAPSHOT, {push}:3.1.0-debug-SNAPSHOT: delete those tags there, "
+        "or release under another version"
+    ), hint
+    assert "3.1.0-minimal-SNAPSHOT" in registry.tags("half/rosenpass")
+    assert not (tmp_path / "r").exists()
 
 
 # -- verify -----------------------------------------------------------------------------

@@ -454,6 +454,13 @@ def test_classify_fetch_failure_names_the_input(
     assert err.hint is not None and f"--override-input {input_name} path:" in err.hint
 
 
+def test_offline_lock_updates_are_still_recognised_as_lock_updates() -> None:
+    opts = nix.NixOptions(offline=True)
+    argv = nix.lock_update_argv(Path("/p"), ["nixpkgs"], V28, opts)
+    err = nix.classify_failure(sample("stderr-fetch-unlocked.txt"), argv, 1, opts)
+    assert err.hint is not None and err.hint.startswith("updating the lock needs the network")
+
+
 def test_a_lock_update_that_cannot_fetch_does_not_suggest_an_override() -> None:
     """`rpbuild lock update` has no --override-input: the hint says what it needs."""
     argv = nix.lock_update_argv(Path("/p"), ["nixpkgs"], V28, OFFLINE)
@@ -500,11 +507,37 @@ def test_classify_lock_mismatch() -> None:
     assert isinstance(nix.classify_failure(other, EVAL_ARGV, 1), nix.LockMismatch)
 
 
-def test_an_error_in_the_rendered_flake_is_named_by_line() -> None:
-    err = nix.classify_failure(sample("stderr-syntax-error.txt"), BUILD_ARGV, 1)
+def staged(directory: Path, text: str) -> list[str]:
+    """A build argv whose flake (path:DIR) holds text as flake.nix."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "flake.nix").write_text(text)
+    return ["nix", "build", f"path:{directory}#packages.x86_64-linux.minimal"]
+
+
+SYNTAX_FLAKE = "{\n  outputs = { self }: {\n    x = 1 +;\n  };\n}\n"
+
+
+def test_an_error_in_the_rendered_flake_is_named_by_line(tmp_path: Path) -> None:
+    argv = staged(tmp_path, SYNTAX_FLAKE)
+    err = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1)
     assert err.message == "flake.nix:3:12: syntax error, unexpected ';'"
+    assert err.hint is not None and "templates/flake.nix.j2" in err.hint
     inputs = "error: boom\n\n       at /nix/store/" + "a" * 32 + "-source/pkgs/x.nix:1:2:\n"
-    assert nix.classify_failure(inputs, BUILD_ARGV, 1).message == "nix build failed: boom"
+    assert nix.classify_failure(inputs, argv, 1).message == "nix build failed: boom"
+
+
+def test_an_error_in_an_inputs_flake_nix_is_not_blamed_on_rpbuilds(tmp_path: Path) -> None:
+    """nix names every flake.nix by its store copy: the quoted line tells them apart."""
+    argv = staged(tmp_path / "stage", "{}\n")
+    other = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1)
+    assert other.message == "a flake input: flake.nix:3:12: syntax error, unexpected ';'"
+    checkout = tmp_path / "rp"
+    staged(checkout, SYNTAX_FLAKE)
+    opts = nix.NixOptions(overrides=(("rosenpass", f"path:{checkout}"),))
+    named = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1, opts)
+    assert named.message == (
+        f"--override-input rosenpass path:{checkout}: flake.nix:3:12: syntax error, unexpected ';'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -524,8 +557,21 @@ def test_an_error_about_an_override_names_the_option(url: str, stderr: str) -> N
     assert err.message.startswith(f"--override-input rosenpass {url}: ")
 
 
-def test_classify_generic_takes_the_last_error_line() -> None:
-    err = nix.classify_failure(sample("stderr-eval-generic.txt"), EVAL_ARGV, 1)
+def test_an_override_echoed_elsewhere_is_not_blamed() -> None:
+    """verify's 'may not be deterministic' was prefixed with the nixpkgs override."""
+    opts = nix.NixOptions(overrides=(("nixpkgs", "path:/src/nixpkgs"),))
+    stderr = (
+        "warning: not writing modified lock file of flake 'path:/p':\n"
+        "  → 'path:/src/nixpkgs?narHash=sha256-x' (2026-11-26)\n"
+        "error: derivation '/nix/store/x.drv' may not be deterministic: output differs\n"
+    )
+    err = nix.classify_failure(stderr, BUILD_ARGV, 1, opts)
+    assert err.message.startswith("nix build failed: derivation")
+
+
+def test_classify_generic_takes_the_last_error_line(tmp_path: Path) -> None:
+    flake = "\n" * 19 + "      packages = rosenpass.packages.${system};\n"
+    err = nix.classify_failure(sample("stderr-eval-generic.txt"), staged(tmp_path, flake), 1)
     assert type(err) is NixError
     # The error is in the flake being evaluated (rpbuild's staged flake.nix): by line.
     assert err.message == "flake.nix:20:18: attribute 'x86_64-darwin' missing"

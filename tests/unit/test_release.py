@@ -219,6 +219,22 @@ def test_read_archive_refuses_garbage(tmp_path: Path) -> None:
         registry.read_archive(tmp_path / "x.tar")
 
 
+@pytest.mark.parametrize("config", [b"{not json", b"[1, 2]"])
+def test_read_archive_refuses_a_bad_image_config(tmp_path: Path, config: bytes) -> None:
+    """The config was parsed outside the error handling: a traceback."""
+    archive = tmp_path / "x.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (
+            ("manifest.json", json.dumps([{"Config": "c.json", "RepoTags": ["a:b"]}]).encode()),
+            ("c.json", config),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(registry.ArchiveError, match=r"x\.tar: "):
+        registry.read_archive(archive)
+
+
 def test_manifest_list_describes_each_manifest_by_its_exact_bytes() -> None:
     raw = '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}'
     entries = [

@@ -45,3 +45,27 @@ def test_a_local_checkout_is_the_same_input_from_anywhere(
 )
 def test_only_a_commit_a_hash_or_a_local_path_pins_an_override(url: str, pinned: bool) -> None:
     assert override_is_pinned(url) is pinned
+
+
+def test_the_digest_sees_nested_build_names_and_linked_directories(tmp_path: Path) -> None:
+    """Only the top level's build products are skipped; a linked directory counts."""
+    from rpbuild.state import local_tree_digest
+
+    root = tmp_path / "checkout"
+    (root / "src" / "result").mkdir(parents=True)
+    (root / "src" / "result" / "a.rs").write_text("fn main() {}\n")
+    (root / "result").symlink_to("/nix/store")  # nix build's link: not source
+    (root / "vendored").symlink_to(root / "src")
+    before = local_tree_digest(root)
+    (root / "src" / "result" / "a.rs").write_text("fn main() { changed(); }\n")
+    assert local_tree_digest(root) != before
+    changed = local_tree_digest(root)
+    (root / "vendored").unlink()
+    (root / "vendored").symlink_to(root / "src" / "result")
+    assert local_tree_digest(root) != changed
+    (root / "result").unlink()
+    (root / "result").symlink_to("/nix/var")
+    moved = local_tree_digest(root)
+    (root / "result").unlink()
+    (root / "result").symlink_to("/nix/store")
+    assert local_tree_digest(root) == moved  # the top-level result link does not count

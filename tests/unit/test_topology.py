@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -227,6 +228,11 @@ def fake_project(tmp_path: Path) -> Project:
 RUNNING = {"server": "sid", "client": "cid"}
 
 
+def written(state: Path) -> list[Path]:
+    """Files under state, lock files aside (a run claims its topology's name first)."""
+    return [p for p in state.rglob("*") if p.is_file() and p.suffix != ".lock"]
+
+
 def test_test_refuses_a_running_topology_and_touches_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -238,7 +244,7 @@ def test_test_refuses_a_running_topology_and_touches_nothing(
     assert "rpbuild down --name rvx" in (info.value.hint or "")
     assert engine.calls == ["containers rvx"]  # looked, nothing else
     assert engine.torn_down == [] and lines == []
-    assert not (tmp_path / "state").exists()
+    assert written(tmp_path / "state") == []  # the name's lock file aside
 
 
 def test_up_refuses_a_running_topology_the_same_way(
@@ -300,7 +306,7 @@ def test_bad_options_are_refused_before_anything_is_touched(
         call(fake_project(tmp_path), ENGINE, "x:y", opts)
     assert again.value.message == info.value.message
     assert engine.calls == [] and engine.torn_down == []
-    assert not (tmp_path / "state").exists()
+    assert written(tmp_path / "state") == []  # the name's lock file aside
 
 
 def test_a_broken_compose_file_is_refused_before_anything_is_touched(
@@ -328,7 +334,7 @@ def test_a_missing_image_tears_nothing_down(
     with pytest.raises(RpbuildError, match=r"^x:y: no such image in docker; build it first$"):
         topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
     assert engine.torn_down == []
-    assert not (tmp_path / "state").exists()
+    assert written(tmp_path / "state") == []  # the name's lock file aside
 
 
 def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
@@ -635,3 +641,25 @@ def test_sigint_to_rpbuild_alone_stops_the_run_and_tears_down(
     finally:
         signal.signal(signal.SIGINT, previous)
     assert engine.torn_down == ["rvx"]
+
+
+def test_two_runs_cannot_claim_one_topology_name_at_once(tmp_path: Path) -> None:
+    """Between the free-name check and the containers, a second run used to pass too."""
+    project = fake_project(tmp_path)
+    held, release = threading.Event(), threading.Event()
+    said: list[str] = []
+
+    def first() -> None:
+        with topo._claimed(project, "rvx", said.append):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(10)
+    timer = threading.Timer(0.3, release.set)
+    timer.start()
+    with topo._claimed(project, "rvx", said.append):
+        assert release.is_set()  # only after the first run let go
+    thread.join()
+    assert said == ["rvx: another rpbuild is starting it; waiting"]
