@@ -19,7 +19,7 @@ from typing import Any
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
-from rpbuild.fsutil import write_if_changed
+from rpbuild.fsutil import is_stream_script, write_if_changed
 from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
@@ -421,14 +421,6 @@ def _retag(
         engines.untag(engine, default)
     elif before.id != loaded.id:
         engines.tag(engine, before.id, default)
-
-
-def is_stream_script(path: Path) -> bool:
-    """streamLayeredImage gives a script that writes the image; buildLayeredImage an archive."""
-    if not path.is_file():
-        return False
-    with path.open("rb") as fh:
-        return fh.read(2) == b"#!"
 
 
 def profile_error(profiles: Mapping[str, Profile], exc: nix.ProfileEvalError) -> ProfileError:

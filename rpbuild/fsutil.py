@@ -40,6 +40,14 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         raise
 
 
+def is_stream_script(path: Path) -> bool:
+    """streamLayeredImage gives a script that writes the image; buildLayeredImage an archive."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        return fh.read(2) == b"#!"
+
+
 def write_if_changed(path: Path, data: str | bytes) -> bool:
     """atomic_write unless the file already holds data; True when it wrote.
 

@@ -16,6 +16,7 @@ from rpbuild.build import (
     locked,
     prepare,
     profile_error,
+    quiet,
     stage,
 )
 from rpbuild.errors import NixError, RpbuildError
@@ -103,7 +104,7 @@ def size_report(
     options: BuildOptions,
     *,
     no_build: bool = False,
-    notify: Notify = lambda _: None,
+    notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> SizeReport:
     check_system(project, options.system)
@@ -175,19 +176,20 @@ def size_report(
             build_missing(missing)
         roots = sorted({path for name in measured for path in contents[name].values()})
         # A path on disk is not always a valid one (a failed or interrupted build can
-        # leave its output behind): nix names it, and its profiles are built after all.
-        for _ in measured:
+        # leave its output behind): nix names it, and the profiles holding it are built.
+        # Each round builds profiles not built in an earlier round, so this ends.
+        rebuilt: set[str] = set()
+        while True:
             try:
                 infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
                 break
             except NixError as exc:
                 invalid = nix.invalid_path(exc)
                 stale = [n for n in measured if invalid in contents[n].values()]
-                if invalid is None or not stale:
+                if invalid is None or not stale or rebuilt.issuperset(stale):
                     raise
+                rebuilt.update(stale)
                 build_missing(stale)
-        else:
-            infos = nix.path_info(roots, options.nix, recursive=True, closure_size=True)
 
         state, _ = load_state(project.state_dir / "state.json")
         image_sizes = loaded_image_sizes(

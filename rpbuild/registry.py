@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import process
-from rpbuild.build import is_stream_script
 from rpbuild.errors import CommandError, RpbuildError, ToolMissing
+from rpbuild.fsutil import is_stream_script
 from rpbuild.profiles import TAG_RE
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
@@ -231,7 +231,7 @@ class ArchiveStreamError(CommandError):
 
 def _is_script(path: Path) -> bool:
     try:
-        return path.is_file() and is_stream_script(path)
+        return is_stream_script(path)
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read the build output: {exc.strerror}") from None
 
