@@ -76,34 +76,9 @@ def down(compose: Compose, project: str, file: Path) -> process.Result:
     )
 
 
-def _failure(engine: Engine, result: process.Result, what: str) -> EngineError:
-    """The error for a failed query; an engine that does not answer is the usual cause."""
-    engines.ensure_running(engine)  # raises that, with its fix
-    last = result.stderr_tail(1).strip()
-    return EngineError(
-        f"{what} failed (exit {result.returncode})" + (f": {last}" if last else ""),
-        argv=result.argv,
-        returncode=result.returncode,
-        stderr_tail=result.stderr_tail(),
-    )
-
-
-def _list(engine: Engine, *args: str, what: str) -> str:
-    """Run a listing and return its output; a listing that fails is an error.
-
-    Never "nothing found": `down` once took an unreachable daemon's failing
-    `docker ps` for an empty project, said it had removed everything and deleted
-    the state of a topology that was still running.
-    """
-    result = process.run(engine.argv(*args), what=what, error=EngineError, check=False)
-    if result.returncode != 0:
-        raise _failure(engine, result, what)
-    return result.stdout
-
-
 def containers(engine: Engine, project: str) -> dict[str, str]:
     """service -> container id, stopped ones included."""
-    listing = _list(
+    listing = engines.query(
         engine,
         "ps",
         "--all",
@@ -135,7 +110,9 @@ def leftovers(engine: Engine, project: str) -> dict[str, list[str]]:
         ("volumes", ("volume", "ls")),
     ):
         what = f"{engine.name} {command[0] if kind == 'containers' else ' '.join(command)}"
-        found[kind] = _list(engine, *command, "--quiet", "--filter", label, what=what).split()
+        found[kind] = engines.query(
+            engine, *command, "--quiet", "--filter", label, what=what
+        ).split()
     return found
 
 
@@ -147,13 +124,8 @@ def sweep(engine: Engine, project: str) -> dict[str, list[str]]:
         ("networks", ["network", "rm"]),
         ("volumes", ["volume", "rm", "--force"]),
     ):
-        if left[kind]:
-            process.run(
-                engine.argv(*argv, *left[kind]),
-                what=f"{engine.name} {argv[0]}",
-                error=EngineError,
-                check=False,
-            )
+        if left[kind]:  # what could not be removed shows in the second listing
+            engines.attempt(engine, *argv, *left[kind], what=f"{engine.name} {argv[0]}")
     return leftovers(engine, project)
 
 
@@ -168,17 +140,15 @@ def network_subnets(engine: Engine) -> list[tuple[str, str]]:
     """
     what = f"{engine.name} network inspect"
     for _ in range(3):
-        ids = _list(engine, "network", "ls", "--quiet", what=f"{engine.name} network ls").split()
-        if not ids:
+        ids = engines.query(engine, "network", "ls", "--quiet", what=f"{engine.name} network ls")
+        if not ids.split():
             return []
-        result = process.run(
-            engine.argv("network", "inspect", *ids), what=what, error=EngineError, check=False
-        )
+        result = engines.attempt(engine, "network", "inspect", *ids.split(), what=what)
         if result.returncode == 0:
             return _parse_subnets(result.stdout)
         if not _GONE.search(result.stderr):
             break
-    raise _failure(engine, result, what)
+    raise engines.query_failure(engine, result, what)
 
 
 def _parse_subnets(output: str) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,75 @@ def normalise_id(image_id: str) -> str:
 def untag(engine: Engine, reference: str) -> None:
     """Remove one name from an image (the image stays while it has other names)."""
     _call(engine, "image", "rm", reference, what=f"{engine.name} image rm")
+
+
+# -- listings and resources (the test topology's) ------------------------------------
+
+
+def query(engine: Engine, *args: str, what: str) -> str:
+    """A listing's output; a listing that fails is an error, never "nothing found".
+
+    `down` once took an unreachable daemon's failing `docker ps` for an empty project,
+    said it had removed everything and deleted the state of a topology still running.
+    """
+    result = process.run(engine.argv(*args), what=what, error=EngineError, check=False)
+    if result.returncode != 0:
+        raise query_failure(engine, result, what)
+    return result.stdout
+
+
+def query_failure(engine: Engine, result: process.Result, what: str) -> EngineError:
+    """The error for a failed query; an engine that does not answer is the usual cause."""
+    ensure_running(engine)  # raises that, with its fix
+    last = result.stderr_tail(1).strip()
+    return EngineError(
+        f"{what} failed (exit {result.returncode})" + (f": {last}" if last else ""),
+        argv=result.argv,
+        returncode=result.returncode,
+        stderr_tail=result.stderr_tail(),
+    )
+
+
+def attempt(engine: Engine, *args: str, what: str) -> process.Result:
+    """Run an engine command whose failure the caller judges (it may be expected)."""
+    return process.run(engine.argv(*args), what=what, error=EngineError, check=False)
+
+
+# -- containers (the test topology's peers) ------------------------------------------
+
+
+def inspect_containers(engine: Engine, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """`inspect` of some containers, as the engine's JSON (a failure is an error)."""
+    if not ids:
+        return []
+    result = process.run(
+        engine.argv("inspect", *ids), what=f"{engine.name} inspect", error=EngineError
+    )
+    data = json.loads(result.stdout or "[]")
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def container_output(engine: Engine, cid: str) -> list[str]:
+    """A container's stdout and stderr, timestamped, in order (empty when it is gone)."""
+    result = process.run(
+        engine.argv("logs", "--timestamps", cid),
+        what=f"{engine.name} logs",
+        error=EngineError,
+        check=False,
+    )
+    # stdout and stderr come apart; --timestamps puts them back in order.
+    return sorted((result.stdout + result.stderr).splitlines())
+
+
+def exec_in(engine: Engine, cid: str, *argv: str, timeout: float = 60) -> process.Result:
+    """Run a command in a container; its exit status is the caller's to judge."""
+    return process.run(
+        engine.argv("exec", cid, *argv),
+        what=f"{engine.name} exec {argv[0]}",
+        error=EngineError,
+        check=False,
+        timeout=timeout,
+    )
 
 
 def remove_if_unused(engine: Engine, image_id: str) -> None:

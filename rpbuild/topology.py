@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
-import json
 import math
 import re
 import signal
@@ -294,10 +293,9 @@ class _State:
 def _states(engine: engines.Engine, ids: dict[str, str]) -> dict[str, _State]:
     if not ids:
         return {}
-    result = process.run(
-        engine.argv("inspect", *ids.values()), what=f"{engine.name} inspect", error=EngineError
-    )
-    by_id = {item["Id"]: item for item in json.loads(result.stdout)}
+    by_id = {
+        item.get("Id"): item for item in engines.inspect_containers(engine, list(ids.values()))
+    }
     states: dict[str, _State] = {}
     for service, cid in ids.items():
         state = (by_id.get(cid) or {}).get("State") or {}
@@ -394,14 +392,7 @@ def container_logs(engine: engines.Engine, name: str) -> str:
     """Both containers' output, each line prefixed with its service."""
     parts: list[str] = []
     for service, cid in sorted(composetool.containers(engine, name).items()):
-        result = process.run(
-            engine.argv("logs", "--timestamps", cid),
-            what=f"{engine.name} logs",
-            error=EngineError,
-            check=False,
-        )
-        # stdout and stderr come apart; --timestamps puts them back in order.
-        lines = sorted((result.stdout + result.stderr).splitlines()) or ["(no output)"]
+        lines = engines.container_output(engine, cid) or ["(no output)"]
         parts.append(f"--- {service} logs ---")
         parts.extend(f"{service} | {line}" for line in lines)
     return "\n".join(parts) + "\n" if parts else ""
@@ -564,13 +555,7 @@ def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _sil
 
 
 def _exec(engine: engines.Engine, cid: str, *argv: str, timeout: float = 60) -> process.Result:
-    return process.run(
-        engine.argv("exec", cid, *argv),
-        what=f"{engine.name} exec {argv[0]}",
-        error=EngineError,
-        check=False,
-        timeout=timeout,
-    )
+    return engines.exec_in(engine, cid, *argv, timeout=timeout)
 
 
 def _ping_summary(output: str) -> str:
