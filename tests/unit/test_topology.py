@@ -1,11 +1,17 @@
 """The topology checks' logic with the engine faked: what `rpbuild test` concludes
 from what `wg` and `docker inspect` say. The PSK checks matter most here: the test
-machine has no real rosenpass, so this is where their logic runs on every CI run."""
+machine has no real rosenpass, so this is where their logic runs on every CI run.
+
+Engine failures (an unreachable daemon, a listing refused, a removal that fails) come
+from FakeEngine, a scripted executable that rpbuild runs through its real process
+helper; EngineCalls only guards that refused runs start no process at all."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -358,48 +364,80 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
 DAEMON_DOWN = "Cannot connect to the Docker daemon at unix:///tmp/nonexistent.sock."
 
 
+# A stand-in engine executable: rpbuild runs it through its real process helper, so
+# nothing in rpbuild is patched. Answers are looked up by the first matching argv prefix
+# (arguments after the binary, joined by spaces): (code, stdout, stderr), or a dict whose
+# key "after PREFIX" answers once a call starting with PREFIX was made, else "default".
+_FAKE_ENGINE = """#!{python}
+import json, pathlib, sys
+here = pathlib.Path(sys.argv[0]).resolve().parent
+line = " ".join(sys.argv[1:])
+log = here / "calls"
+before = log.read_text().splitlines() if log.exists() else []
+with log.open("a") as fh:
+    fh.write(line + "\\n")
+for prefix, answer in json.loads((here / "answers.json").read_text()):
+    if line.startswith(prefix):
+        if isinstance(answer, dict):
+            done = [k for k in answer if k.startswith("after ")
+                    and any(b.startswith(k[6:]) for b in before)]
+            answer = answer[done[0]] if done else answer["default"]
+        code, out, err = answer
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        sys.exit(code)
+sys.stderr.write("unexpected engine call: " + line + "\\n")
+sys.exit(99)
+"""
+
+
 class FakeEngine:
-    """process.run for a scripted engine: each argv prefix answers (code, stdout, stderr)."""
+    """A scripted `docker` that really runs: see _FAKE_ENGINE."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-        monkeypatch.setattr("rpbuild.process.run", self.run)
-        monkeypatch.setattr("rpbuild.process.which", lambda name: None)
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        answers: dict[str, Any],
+        name: str = "docker",
+    ) -> None:
+        self.dir = tmp_path / f"fake-{name}"
+        self.dir.mkdir(exist_ok=True)
+        (self.dir / "answers.json").write_text(json.dumps(list(answers.items())))
+        (self.dir / "calls").unlink(missing_ok=True)
+        exe = self.dir / name
+        exe.write_text(_FAKE_ENGINE.replace("{python}", sys.executable))
+        exe.chmod(0o755)
+        self.engine = Engine(name=name, binary=str(exe))
+        # Only the fake on PATH: no real compose tool is found behind its back.
+        monkeypatch.setenv("PATH", str(self.dir))
 
-    def run(self, argv: list[str], **kwargs: Any) -> Any:
-        from rpbuild import process
-
-        line = " ".join(argv[1:])
-        self.calls.append(line)
-        for prefix, answer in self.answers.items():
-            if line.startswith(prefix):
-                code, out, err = answer(line) if callable(answer) else answer
-                result = process.Result(argv=argv, returncode=code, stdout=out, stderr=err)
-                if kwargs.get("check", True) and code != 0:
-                    raise EngineError(f"{kwargs.get('what')} failed (exit {code}): {err}")
-                return result
-        raise AssertionError(f"unexpected engine call: {argv}")
+    @property
+    def calls(self) -> list[str]:
+        log = self.dir / "calls"
+        return log.read_text().splitlines() if log.exists() else []
 
 
 UNREACHABLE = {"": (1, "", DAEMON_DOWN)}  # every command, `docker version` too
 
 
 def test_a_failing_listing_is_an_error_not_an_empty_project(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    FakeEngine(monkeypatch, UNREACHABLE)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    engine = FakeEngine(monkeypatch, tmp_path, UNREACHABLE).engine
     with pytest.raises(ToolMissing, match="Docker daemon is not running or not reachable"):
-        composetool.leftovers(ENGINE, "rvx")
+        composetool.leftovers(engine, "rvx")
     # The daemon answers, the listing fails for another reason: that reason, in one line.
-    FakeEngine(monkeypatch, {"version": (0, "20.10\n", ""), "": (1, "", "permission denied\n")})
+    answers = {"version": (0, "20.10\n", ""), "": (1, "", "permission denied\n")}
+    engine = FakeEngine(monkeypatch, tmp_path, answers).engine
     with pytest.raises(EngineError) as info:
-        composetool.leftovers(ENGINE, "rvx")
+        composetool.leftovers(engine, "rvx")
     assert info.value.message == "docker ps failed (exit 1): permission denied"
     with pytest.raises(EngineError, match=r"^docker ps failed"):
-        composetool.containers(ENGINE, "rvx")
+        composetool.containers(engine, "rvx")
     with pytest.raises(EngineError, match=r"^docker network ls failed"):
-        composetool.network_subnets(ENGINE)
+        composetool.network_subnets(engine)
 
 
 @pytest.mark.parametrize("with_state", [True, False])
@@ -413,10 +451,11 @@ def test_down_with_an_unreachable_engine_fails_and_keeps_the_state(
     if with_state:
         file.parent.mkdir(parents=True)
         file.write_text("{}")
-    FakeEngine(monkeypatch, UNREACHABLE)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    engine = FakeEngine(monkeypatch, tmp_path, UNREACHABLE).engine
     lines: list[str] = []
     with pytest.raises(ToolMissing) as info:
-        topo.down(project, ENGINE, "rvx", say=lines.append)
+        topo.down(project, engine, "rvx", say=lines.append)
     assert "\n" not in info.value.message and info.value.hint
     assert lines == []
     assert file.is_file() == with_state
@@ -437,26 +476,21 @@ def test_down_of_a_topology_that_is_gone_says_so_and_drops_its_state(
     file = topo.state_file(project, "rvx")
     file.parent.mkdir(parents=True)
     file.write_text("{}")
-    FakeEngine(monkeypatch, listing())
-    assert topo.down(project, ENGINE, "rvx") is False
+    engine = FakeEngine(monkeypatch, tmp_path, listing()).engine
+    assert topo.down(project, engine, "rvx") is False
     assert not file.exists()
 
 
 def test_teardown_says_only_what_was_there(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """compose up that failed on its network had made only volumes: not "removed containers"."""
-    gone: list[str] = []
-
-    def volumes(line: str) -> tuple[int, str, str]:
-        return (0, "" if gone else "rvx_server-private\n", "")
-
-    def remove(line: str) -> tuple[int, str, str]:
-        gone.append(line)
-        return (0, "", "")
-
-    FakeEngine(monkeypatch, listing() | {"volume ls --quiet": volumes, "volume rm": remove})
+    volumes = {"after volume rm": (0, "", ""), "default": (0, "rvx_server-private\n", "")}
+    answers = listing() | {"volume ls --quiet": volumes, "volume rm": (0, "", "")}
+    fake = FakeEngine(monkeypatch, tmp_path, answers)
     lines: list[str] = []
-    topo.teardown(ENGINE, "rvx", None, lines.append)
-    assert gone == ["volume rm --force rvx_server-private"]
+    topo.teardown(fake.engine, "rvx", None, lines.append)
+    assert [c for c in fake.calls if c.startswith("volume rm")] == [
+        "volume rm --force rvx_server-private"
+    ]
     assert lines == ["rvx: removed key volumes"]
 
 
@@ -465,24 +499,20 @@ def test_teardown_that_leaves_something_names_compose_s_error(
 ) -> None:
     file = tmp_path / "rvx.json"
     file.write_text("{}")
-    FakeEngine(
+    fake = FakeEngine(
         monkeypatch,
+        tmp_path,
         listing(containers="c1\n")
         | {
             "compose version": (1, "", "unknown command"),
             "rm --force": (1, "", "device busy"),
         },
     )
-    monkeypatch.setattr("rpbuild.process.which", lambda name: f"/usr/bin/{name}")
-
-    def compose_down(tool: Compose, project: str, path: Path) -> Any:
-        from rpbuild import process
-
-        return process.Result(argv=[], returncode=1, stdout="", stderr="ERROR: no permission\n")
-
-    monkeypatch.setattr("rpbuild.composetool.down", compose_down)
+    compose = fake.dir / "docker-compose"  # the standalone tool, found on PATH
+    compose.write_text("#!/bin/sh\necho 'ERROR: no permission' >&2\nexit 1\n")
+    compose.chmod(0o755)
     with pytest.raises(EngineError) as info:
-        topo.teardown(ENGINE, "rvx", file, lambda _: None)
+        topo.teardown(fake.engine, "rvx", file, lambda _: None)
     assert info.value.message == (
         "rvx: could not remove 1 containers "
         "(docker-compose down failed (exit 1): ERROR: no permission)"
@@ -599,20 +629,20 @@ def test_compose_s_pool_overlap_error_is_named_after_the_option(
 
 # --- the compose tool is checked before anything is built ----------------------------
 
-PODMAN = Engine(name="podman", binary="/usr/bin/podman")
-
 
 def test_a_missing_compose_tool_is_found_before_the_build(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`test --engine podman` without podman-compose loaded the image into podman first."""
-    engine = FakeEngine(monkeypatch, {"compose version": (125, "", "unrecognized command")})
+    fake = FakeEngine(
+        monkeypatch, tmp_path, {"compose version": (125, "", "unrecognized command")}, "podman"
+    )
     topo.validate_options(topo.Options())
-    assert engine.calls == []
+    assert fake.calls == []
     with pytest.raises(ToolMissing) as info:
-        topo.validate_options(topo.Options(), PODMAN)
+        topo.validate_options(topo.Options(), fake.engine)
     assert info.value.message == "neither `podman compose` nor podman-compose is installed"
-    assert engine.calls == ["compose version"]
+    assert fake.calls == ["compose version"]
 
 
 # --- SIGINT stops a run that inherited it ignored ------------------------------------
