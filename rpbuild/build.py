@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from rpbuild.state import (
     hash_parts,
     load_state,
     local_path,
+    override_identity,
     override_is_pinned,
     project_lock,
     remember_render,
@@ -94,18 +95,30 @@ class Prepared:
     rendered: bool  # flake.nix was stale and has been rewritten
     templates: dict[str, str]
     lock_bytes: bytes
+    lock_inputs: tuple[str, ...]  # the flake's own inputs, as locked
+    _override_ids: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def override_ids(self, options: nix.NixOptions) -> tuple[tuple[str, str], ...]:
+        """The overrides, checked and named by what they stand for, once per run: a
+        local checkout is digested once however many profiles are fingerprinted."""
+        key = options.overrides
+        if key not in self._override_ids:
+            check_overrides(self.lock_inputs, options)
+            self._override_ids[key] = tuple((n, override_identity(u)) for n, u in key)
+        return self._override_ids[key]
 
     def fingerprint(self, profile: Profile, system: str, options: nix.NixOptions) -> str:
         """The image's fingerprint; every nix-using command asks for it before nix
         runs, so the overrides are checked here."""
-        check_overrides(self.lock_bytes, options)
         return fingerprint(
             lock_bytes=self.lock_bytes,
             profile_spec=profile.definition(),
             system=system,
             templates=self.templates,
             follows=self.project.settings.rosenpass_follows_nixpkgs,
-            overrides=options.overrides,
+            override_ids=self.override_ids(options),
         )
 
 
@@ -119,13 +132,12 @@ def reference_for(profile: Profile, tag: str | None) -> str:
         raise ProfileError(f"--tag: {exc.message}") from None
 
 
-def check_overrides(lock_bytes: bytes, options: nix.NixOptions) -> None:
+def check_overrides(inputs: Sequence[str], options: nix.NixOptions) -> None:
     """Refuse an --override-input nix would accept silently or reject obscurely.
 
     nix ignores an override of an input the flake does not have, and reports a local
     path without flake.nix by its copy in the store.
     """
-    inputs = lockfile.direct_inputs(json.loads(lock_bytes))
     for name, url in options.overrides:
         if not name.strip("/"):
             raise ProjectError(f"--override-input: empty input name (before {url!r})")
@@ -175,7 +187,7 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
     profiles = load_profiles(project.profiles_dir)
     lock_path = project.require_lock()
     lock_bytes = lock_path.read_bytes()
-    lockfile.check(lock_path, lock_bytes)
+    lock = lockfile.check(lock_path, lock_bytes)
     inputs = _render_inputs(project, profiles)
     key = hash_parts(inputs)
     changed = False
@@ -193,6 +205,7 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
         rendered=changed,
         templates=templates,
         lock_bytes=lock_bytes,
+        lock_inputs=tuple(lockfile.direct_inputs(lock)),
     )
 
 

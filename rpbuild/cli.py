@@ -259,15 +259,29 @@ def _show_logs(text: str) -> None:
         sys.stderr.write(text)
 
 
-def _topology_prepare(c: Context, profile: str, build: Any, **options: Any) -> tuple[Any, Any]:
+def _topology_prepare(
+    c: Context,
+    profile: str,
+    *,
+    system: str,
+    engine: str | None,
+    tag: str | None,
+    override_input: list[str] | None,
+    builders: str | None,
+    option: list[str] | None,
+    **options: Any,
+) -> tuple[Any, Any]:
     """Check the topology options, then build (or find up to date) the peers' image.
 
     The options first: a typo must not cost a build that may take minutes.
     """
     from rpbuild import engine as engines
     from rpbuild import topology, views
-    from rpbuild.build import build_image
+    from rpbuild.build import BuildOptions, build_image
 
+    build = BuildOptions(
+        system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
+    )
     opts = _topology_options(**options)
     topology.validate_options(opts, engines.detect(build.engine))
     _topology_profile(c, profile)
@@ -355,15 +369,17 @@ def topology_up(
     """Build what is missing, start server and client, wait until the tunnel works."""
     from rpbuild import engine as engines
     from rpbuild import topology
-    from rpbuild.build import BuildOptions
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
     opts, built = _topology_prepare(
         c,
         profile,
-        BuildOptions(
-            system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
-        ),
+        system=system,
+        engine=engine,
+        tag=tag,
+        override_input=override_input,
+        builders=builders,
+        option=option,
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4,
@@ -429,15 +445,17 @@ def topology_test(
     """Bring the topology up, prove the tunnel both ways, and always tear it down."""
     from rpbuild import engine as engines
     from rpbuild import topology
-    from rpbuild.build import BuildOptions
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts, built = _topology_prepare(
         c,
         profile,
-        BuildOptions(
-            system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
-        ),
+        system=system,
+        engine=engine,
+        tag=tag,
+        override_input=override_input,
+        builders=builders,
+        option=option,
         ip=ip,
         userspace_wireguard=userspace_wireguard,
         subnet4=subnet4,

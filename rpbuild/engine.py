@@ -99,11 +99,9 @@ def ensure_running(engine: Engine) -> None:
             raise _daemon_error(engine)
         # Anything else (permission denied on the socket, say) is reported as it is:
         # "start the daemon" would send the user the wrong way.
-        raise EngineError(
+        raise result.error(
+            EngineError,
             f"cannot use {engine.name}: {result.stderr_tail(1)}",
-            argv=result.argv,
-            returncode=result.returncode,
-            stderr_tail=result.stderr_tail(),
             hint=(
                 "add your user to the docker group (then log in again), or run as root"
                 if "permission denied" in result.stderr.lower()
@@ -120,12 +118,7 @@ def _call(engine: Engine, *args: str, what: str, check: bool = True) -> process.
         if down is not None:
             raise down
         if check:
-            raise EngineError(
-                f"{what} failed: {result.stderr_tail(1)}",
-                argv=result.argv,
-                returncode=result.returncode,
-                stderr_tail=result.stderr_tail(),
-            )
+            raise result.error(EngineError, f"{what} failed: {result.stderr_tail(1)}")
     return result
 
 
@@ -170,11 +163,8 @@ def inspect(engine: Engine, reference: str) -> ImageInfo | None:
     if result.returncode != 0:
         if re.search(r"no such image|image not known|not found", result.stderr, re.I):
             return None
-        raise EngineError(
-            f"{engine.name} image inspect {reference} failed: {result.stderr_tail(1)}",
-            argv=result.argv,
-            returncode=result.returncode,
-            stderr_tail=result.stderr_tail(),
+        raise result.error(
+            EngineError, f"{engine.name} image inspect {reference} failed: {result.stderr_tail(1)}"
         )
     data: list[dict[str, Any]] = json.loads(result.stdout)
     if not data:
@@ -220,11 +210,8 @@ def query_failure(engine: Engine, result: process.Result, what: str) -> EngineEr
     """The error for a failed query; an engine that does not answer is the usual cause."""
     ensure_running(engine)  # raises that, with its fix
     last = result.stderr_tail(1).strip()
-    return EngineError(
-        f"{what} failed (exit {result.returncode})" + (f": {last}" if last else ""),
-        argv=result.argv,
-        returncode=result.returncode,
-        stderr_tail=result.stderr_tail(),
+    return result.error(
+        EngineError, f"{what} failed (exit {result.returncode})" + (f": {last}" if last else "")
     )
 
 

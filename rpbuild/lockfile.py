@@ -85,8 +85,9 @@ LOCK_VERSIONS = range(5, 8)
 LOCK_FIX = "restore it from version control or run `rpbuild lock update`"
 
 
-def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> None:
-    """Refuse a lock before nix sees it, naming the file and the input at fault.
+def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> dict[str, Any]:
+    """Refuse a lock before nix sees it, naming the file and the input at fault; the
+    lock's data when it passes.
 
     nix reports a broken lock as a bare JSON parser error, and with --override-input
     it resolves an input the lock lacks from its URL (unpinned) instead of failing.
@@ -106,6 +107,7 @@ def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> None
             raise ProjectError(
                 f"{path}: input '{name}' is not pinned; run `rpbuild lock update {name}`"
             )
+    return data
 
 
 def _source(locked: Mapping[str, Any]) -> str:

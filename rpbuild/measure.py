@@ -28,7 +28,6 @@ from rpbuild.state import (
     ImageRecord,
     hash_parts,
     load_state,
-    override_identity,
     override_is_pinned,
 )
 
@@ -132,7 +131,7 @@ def size_report(
                 "flake": project.flake_path.read_bytes(),
                 "system": options.system.encode(),
                 "overrides": "\n".join(
-                    f"{n}={override_identity(u)}" for n, u in options.nix.overrides
+                    f"{n}={ident}" for n, ident in prepared.override_ids(options.nix)
                 ).encode(),
             }
         )

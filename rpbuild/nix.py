@@ -129,14 +129,9 @@ class ProfileEvalError(NixError):
         message: str,
         *,
         details: Mapping[str, Any],
-        argv: list[str] | None = None,
-        returncode: int | None = None,
-        stderr_tail: str = "",
-        hint: str | None = None,
+        **common: Any,  # CommandError's: argv, returncode, stderr_tail, hint
     ) -> None:
-        super().__init__(
-            message, argv=argv, returncode=returncode, stderr_tail=stderr_tail, hint=hint
-        )
+        super().__init__(message, **common)
         self.details = dict(details)
         self.kind = str(details.get("kind", ""))
         self.profile = _opt_str(details.get("profile"))
@@ -154,14 +149,9 @@ class BuildFailed(NixError):
         *,
         drv_path: str,
         log_command: str,
-        argv: list[str] | None = None,
-        returncode: int | None = None,
-        stderr_tail: str = "",
-        hint: str | None = None,
+        **common: Any,  # CommandError's: argv, returncode, stderr_tail, hint
     ) -> None:
-        super().__init__(
-            message, argv=argv, returncode=returncode, stderr_tail=stderr_tail, hint=hint
-        )
+        super().__init__(message, **common)
         self.drv_path = drv_path
         self.log_command = log_command
 
@@ -175,14 +165,9 @@ class FetchFailed(NixError):
         *,
         input_name: str | None,
         url: str,
-        argv: list[str] | None = None,
-        returncode: int | None = None,
-        stderr_tail: str = "",
-        hint: str | None = None,
+        **common: Any,  # CommandError's: argv, returncode, stderr_tail, hint
     ) -> None:
-        super().__init__(
-            message, argv=argv, returncode=returncode, stderr_tail=stderr_tail, hint=hint
-        )
+        super().__init__(message, **common)
         self.input_name = input_name
         self.url = url
 

@@ -18,13 +18,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from rpbuild.errors import CommandError, Interrupted
 
 log = logging.getLogger("rpbuild.process")
 
 TAIL_LINES = 25
+E = TypeVar("E", bound=CommandError)
 _TERMINATE_GRACE_S = 5.0
 
 
@@ -37,6 +38,16 @@ class Result:
 
     def stderr_tail(self, lines: int = TAIL_LINES) -> str:
         return "\n".join(self.stderr.splitlines()[-lines:])
+
+    def error(self, error: type[E], message: str, hint: str | None = None) -> E:
+        """The project error for this failed command, carrying its argv and stderr tail."""
+        return error(
+            message,
+            argv=self.argv,
+            returncode=self.returncode,
+            stderr_tail=self.stderr_tail(),
+            hint=hint,
+        )
 
 
 def which(name: str) -> str | None:
@@ -75,6 +86,30 @@ def _drain(
     stream.close()
 
 
+def _spawn(
+    argv: list[str],
+    stdin: int | IO[bytes],
+    *,
+    what: str,
+    error: type[CommandError],
+    hint: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start argv in its own session (Ctrl-C reaches rpbuild, which stops it), or fail
+    with a project error when the program does not exist."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise error(f"{what}: command not found: {argv[0]}", argv=argv, hint=hint) from exc
+
+
 def _fail(
     error: type[CommandError], what: str, argv: list[str], code: int, stderr: str, hint: str | None
 ) -> CommandError:
@@ -105,17 +140,7 @@ def run(
     what = what or Path(argv[0]).name
     log.debug("running: %s", shlex.join(argv))
     full_env = None if env is None else {**os.environ, **env}
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise error(f"{what}: command not found: {argv[0]}", argv=argv, hint=hint) from exc
+    proc = _spawn(argv, subprocess.DEVNULL, what=what, error=error, hint=hint, env=full_env)
     out: list[str] = []
     err: list[str] = []
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -164,28 +189,13 @@ def pipe(
     consumer that loaded a truncated stream.
     """
     log.debug("running: %s | %s", shlex.join(producer), shlex.join(consumer))
-    try:
-        prod = subprocess.Popen(
-            producer,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise error(f"{what}: command not found: {producer[0]}", argv=producer) from exc
+    prod = _spawn(producer, subprocess.DEVNULL, what=what, error=error)
     assert prod.stdout is not None and prod.stderr is not None
     try:
-        cons = subprocess.Popen(
-            consumer,
-            stdin=prod.stdout,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
+        cons = _spawn(consumer, prod.stdout, what=what, error=error)
+    except CommandError:
         _stop([prod])
-        raise error(f"{what}: command not found: {consumer[0]}", argv=consumer) from exc
+        raise
     prod.stdout.close()  # the consumer holds the only reader now
     assert cons.stdout is not None and cons.stderr is not None
     prod_err: list[str] = []

@@ -260,13 +260,7 @@ def _skopeo(args: Sequence[str], *, what: str, check: bool = True) -> process.Re
     result = process.run(["skopeo", *args], what=what, error=RegistryError, check=False)
     if check and result.returncode != 0:
         message = skopeo_message(result.stderr) or f"exit {result.returncode}"
-        raise RegistryError(
-            f"{what} failed: {message}",
-            argv=result.argv,
-            returncode=result.returncode,
-            stderr_tail=result.stderr_tail(),
-            hint=failure_hint(message),
-        )
+        raise result.error(RegistryError, f"{what} failed: {message}", failure_hint(message))
     return result
 
 
@@ -343,12 +337,8 @@ def exists(reference: str, *, tls_verify: bool = True) -> bool:
     message = skopeo_message(result.stderr) or f"skopeo exited with {result.returncode}"
     if failure_hint(message) is None and _NOT_FOUND.search(message):
         return False
-    raise RegistryError(
-        f"cannot ask the registry for {reference}: {message}",
-        argv=result.argv,
-        returncode=result.returncode,
-        stderr_tail=result.stderr_tail(),
-        hint=failure_hint(message),
+    raise result.error(
+        RegistryError, f"cannot ask the registry for {reference}: {message}", failure_hint(message)
     )
 
 

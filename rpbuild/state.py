@@ -104,7 +104,7 @@ def fingerprint(
     system: str,
     templates: Mapping[str, str],
     follows: bool,
-    overrides: Sequence[tuple[str, str]],
+    override_ids: Sequence[tuple[str, str]],  # (input, override_identity(url))
 ) -> str:
     """sha256 over what defines one image.
 
@@ -120,7 +120,7 @@ def fingerprint(
         "profile": profile_spec,
         "system": system,
         "follows": follows,
-        "overrides": [[name, override_identity(url)] for name, url in overrides],
+        "overrides": [list(pair) for pair in override_ids],
     }
     return _sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
 
