@@ -15,6 +15,14 @@ import pytest
 from rpbuild.nix import NixOptions
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The stand-in flakes build from host files (tests/standin), so nix's sandbox is off for the
+# tests' own nix calls, and only for them: nothing machine-wide turns it off (.ci/setup).
+_NIX_TEST_CONFIG = "sandbox = false"
+if _NIX_TEST_CONFIG not in os.environ.get("NIX_CONFIG", ""):
+    os.environ["NIX_CONFIG"] = "\n".join(
+        line for line in (os.environ.get("NIX_CONFIG", ""), _NIX_TEST_CONFIG) if line
+    )
 STANDIN = REPO / "tests" / "standin"
 STANDIN_OVERRIDES = [
     "--override-input",
