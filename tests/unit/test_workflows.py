@@ -152,20 +152,29 @@ def test_nix_comes_from_the_install_action_and_keeps_its_sandbox() -> None:
 
 
 def test_the_store_cache_is_keyed_on_what_defines_the_images_and_bounded() -> None:
-    cached = 0
+    """Restored wherever images are built, keyed on the lock, the profiles and the
+    templates per architecture; saved only from main, and only after GC to a bound."""
+    restored, saved = [], []
     for name, job_id, job in _all_jobs():
         if not _uses(job, "cachix/install-nix-action") or "lock update" in _script(job):
             continue
-        caches = _uses(job, "nix-community/cache-nix-action")
-        assert len(caches) == 1, f"{name}/{job_id}: builds without the store cache"
-        inputs = caches[0]["with"]
-        key = inputs["primary-key"]
+        where = f"{name}/{job_id}"
+        assert not _uses(job, "nix-community/cache-nix-action"), f"{where}: restore and save apart"
+        (restore,) = _uses(job, "nix-community/cache-nix-action/restore")
+        key = restore["with"]["primary-key"]
         for part in ("'flake.lock'", "'profiles/**'", "'templates/**'", "runner.arch"):
-            assert part in key, f"{name}/{job_id}: the cache key misses {part}"
-        if str(inputs.get("save", True)).lower() != "false":
-            assert inputs.get("gc-max-store-size-linux"), f"{name}/{job_id}: unbounded cache"
-        cached += 1
-    assert cached >= 2
+            assert part in key, f"{where}: the cache key misses {part}"
+        restored.append(where)
+        for save in _uses(job, "nix-community/cache-nix-action/save"):
+            assert "github.ref == 'refs/heads/main'" in save["if"], where
+            assert (
+                save["with"]["primary-key"]
+                == f"${{{{ steps.{restore['id']}.outputs.primary-key }}}}"
+            )
+            assert save["with"]["gc-max-store-size-linux"], f"{where}: an unbounded cache"
+            saved.append(where)
+    assert restored == ["images.yml/sizes", "release.yml/build"]
+    assert saved == ["images.yml/sizes"]
 
 
 # -- architectures -------------------------------------------------------------------------
