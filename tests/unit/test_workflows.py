@@ -202,8 +202,8 @@ def test_the_release_joins_both_architectures_in_a_final_job() -> None:
     script = _script(jobs["build"])
     assert '--version "$VERSION-$ARCH"' in script and '--system "$SYSTEM"' in script
     publish = _script(jobs["publish"])
-    assert "docker buildx imagetools create" in publish
-    assert '"$REPO@$amd64" "$REPO@$arm64"' in publish
+    assert 'docker manifest create "$REPO:$name" "$REPO@$amd64" "$REPO@$arm64"' in publish
+    assert 'docker manifest push --purge "$REPO:$name"' in publish
     assert "gh release create" in publish
 
 
