@@ -331,6 +331,13 @@ def test_actionlint_comes_from_upstream() -> None:
     assert re.search(r"x86_64\) arch=amd64 sha256=[0-9a-f]{64} ;;", script)
 
 
+def test_on_github_actionlint_must_run_not_skip() -> None:
+    """GitHub can serve the release: there a SKIP would hide the lint, so it fails."""
+    script = _script(_jobs("ci.yml")["actionlint"])
+    assert "bash .ci/actionlint" in script
+    assert "grep -q '^actionlint: SKIP'" in script and "exit 1" in script
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
