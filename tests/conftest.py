@@ -44,15 +44,20 @@ class Run:
     stderr: str
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of this repository's project files, free to edit."""
-    root = tmp_path / "project"
+def copy_project(parent: Path) -> Path:
+    """A copy of this repository's project files under `parent`, free to edit."""
+    root = parent / "project"
     root.mkdir()
     for name in ("profiles", "templates"):
         shutil.copytree(REPO / name, root / name)
     shutil.copy2(REPO / "flake.lock", root / "flake.lock")
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of this repository's project files, free to edit."""
+    return copy_project(tmp_path)
 
 
 RunCli = Callable[..., Run]
@@ -69,6 +74,11 @@ def _private_cache(
 @pytest.fixture
 def rpbuild(tmp_path: Path) -> RunCli:
     """Run `python -m rpbuild` in a subprocess, exactly as a user would."""
+    return cli_runner(tmp_path)
+
+
+def cli_runner(tmp_path: Path) -> RunCli:
+    """`python -m rpbuild` with its state under `tmp_path` (for fixtures of any scope)."""
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
         full_env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
