@@ -93,12 +93,16 @@ def runtime(podman_image: str) -> Runtime:
     """Options that let this machine run a container, or a one-line skip saying what stops it.
 
     Only options about the machine are tried: the OCI runtime (crun refuses cgroups in hybrid
-    mode; runc does not) and the open-files limit (Podman 4.3 raises it above what this
-    machine allows a container).
+    mode; runc does not) and the open-files and process limits (Podman 4.3 raises them above
+    what this machine allows a container).
     """
     runtimes = [()] + ([("--runtime", "runc")] if shutil.which("runc") else [])
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    limits = ((), ("--ulimit", f"nofile={hard}:{hard}"))
+    ours = [
+        f"{name}={hard}:{hard}"
+        for name, limit in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC))
+        for hard in [resource.getrlimit(limit)[1]]
+    ]
+    limits = ((), tuple(arg for limit in ours for arg in ("--ulimit", limit)))
     attempts = [Runtime(before, after) for before in runtimes for after in limits]
     failures: dict[str, list[str]] = {}
     for attempt in attempts:
