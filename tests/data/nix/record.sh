@@ -1,9 +1,18 @@
 #!/bin/sh
 # Re-record the real nix samples in this directory (run as root on a machine with nix,
 # offline is fine). Hand-written samples (see README.md) are left alone.
+#
+# Under nix 2.8 the samples go into this directory (their names are the 2.8 ones); under any
+# other nix into a directory named after its version (for example 2.26/, recorded in the
+# Debian 13 root of .ci/fresh-root), where path-info-219.json is the real 2.19+ shape.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 lockfile="$here/../../../flake.lock"
+version=$(nix --version | sed -n 's/^nix (Nix) \([0-9]*\.[0-9]*\).*/\1/p')
+if [ "$version" != 2.8 ]; then
+  here="$here/$version"
+  mkdir -p "$here"
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 nix="nix --extra-experimental-features nix-command --extra-experimental-features flakes --option substituters ''"
@@ -31,7 +40,8 @@ eval "$nix --log-format internal-json build --no-link --json path:.#fail" 2>"$he
 eval "$nix build --no-link --json path:.#fail" 2>"$here/stderr-build-fail-plain.txt"
 eval "$nix eval --json --no-update-lock-file path:.#bad" 2>"$here/stderr-eval-profile-error.txt"
 app=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["outputs"]["out"])' "$work/app.json")
-eval "$nix path-info --json --recursive --closure-size $app" >"$here/path-info-pre219.json"
+if [ "$version" = 2.8 ]; then pathinfo=path-info-pre219.json; else pathinfo=path-info-219.json; fi
+eval "$nix path-info --json --recursive --closure-size $app" >"$here/$pathinfo"
 
 cat > "$work/fetch/flake.nix" <<'NIX'
 {
@@ -55,6 +65,7 @@ eval "$nix eval path:$work/syntax#x" 2>"$here/stderr-syntax-error.txt"
 sed -i "s#$work#/tmp/rpbuild-record#g" "$here"/*.log "$here"/*.txt "$here"/flake-metadata.json
 # The 2.19 and 2.33 (--json-format 2) path-info shapes cannot be recorded with nix 2.8:
 # derive them from the recorded 2.8 sample, so all three describe the same paths.
+[ "$version" = 2.8 ] || exit 0
 python3 - "$here" <<'PY'
 import json, sys
 here = sys.argv[1]
