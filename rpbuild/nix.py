@@ -550,7 +550,7 @@ _FETCH_PATTERNS = [
     re.compile(r"unable to access '(?P<url>[^']+)'(?::\s*(?P<why>.*))?"),
     re.compile(r"(?:cannot|failed to) fetch[^']*'(?P<url>[^']+)'(?::\s*(?P<why>.*))?"),
     re.compile(r"getting status of '(?P<url>[^']+)'(?::\s*(?P<why>.*))?"),
-    re.compile(r"path '(?P<url>[^']+)' does not exist"),
+    re.compile(r"path '(?P<url>[^']+)' (?P<why>does not exist)"),  # nix 2.26
 ]
 _GITHUB = re.compile(
     r"^(?:github:|https?://(?:api\.)?github\.com/(?:repos/)?|git\+https?://github\.com/)"
@@ -652,6 +652,11 @@ def _forge_repo(url: str) -> tuple[str, str, str] | None:
         if m:
             return forge, m.group("owner").lower(), m.group("repo").lower()
     return None
+
+
+def _is_local(url: str) -> bool:
+    """A path: URL or a bare path, which no network problem explains."""
+    return url.startswith(("path:", "/", "file:", "git+file:"))
 
 
 def _display_url(url: str) -> str:
@@ -784,6 +789,8 @@ def classify_failure(
         if _subcommand(argv).startswith("flake"):
             # Updating the lock means asking the input's source; an override cannot help.
             hint = f"updating the lock needs the network: run it where {shown} is reachable"
+        elif name and _is_local(url):
+            hint = f"check the local path given for {name} (--override-input {name} path:DIR)"
         elif name:
             hint = f"no network? use a local copy: --override-input {name} path:/path/to/{name}"
         else:

@@ -272,6 +272,17 @@ def test_parse_path_info_formats_agree() -> None:
     assert app.closure_size == app.nar_size + parsed[0][hello].nar_size
 
 
+def test_parse_path_info_recorded_from_nix_2_26() -> None:
+    """The 2.19+ object shape as nix 2.26 really prints it (Debian 13 root, record.sh)."""
+    raw = json.loads(sample("2.26/path-info-219.json"))
+    infos = nix.parse_path_info(sample("2.26/path-info-219.json"))
+    assert set(infos) == set(raw)
+    app = next(i for p, i in infos.items() if p.endswith("-rpbuild-app"))
+    hello = next(p for p in infos if p.endswith("-rpbuild-hello"))
+    assert app.references == (hello,)
+    assert app.closure_size == app.nar_size + infos[hello].nar_size == raw[app.path]["closureSize"]
+
+
 def test_parse_path_info_without_closure_size_and_json_format_1_metadata() -> None:
     text = json.dumps(
         {
@@ -386,7 +397,8 @@ EVAL_ARGV = nix.eval_argv("path:.#x", OFFLINE)
     [
         ("internal-json-build-fail.log", "-rpbuild-fail.drv", 25),  # nix 2.8, JSON log
         ("stderr-build-fail-plain.txt", "-rpbuild-fail.drv", 10),  # nix 2.8 quotes 10 lines
-        ("stderr-build-fail-2.24.txt", "-rpbuild-fail.drv", 25),  # "Cannot build" layout
+        ("2.26/internal-json-build-fail.log", "-rpbuild-fail.drv", 25),  # nix 2.26, live
+        ("2.26/stderr-build-fail-plain.txt", "-rpbuild-fail.drv", 25),  # 2.26 quotes 25
     ],
 )
 def test_classify_build_failure(name: str, drv_suffix: str, tail_lines: int) -> None:
@@ -405,7 +417,7 @@ def test_classify_build_failure(name: str, drv_suffix: str, tail_lines: int) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["stderr-eval-profile-error.txt", "stderr-eval-profile-error-2.24.txt"]
+    "name", ["stderr-eval-profile-error.txt", "2.26/stderr-eval-profile-error.txt"]
 )
 def test_classify_profile_error(name: str) -> None:
     err = nix.classify_failure(sample(name), EVAL_ARGV, 1)
@@ -434,12 +446,16 @@ def test_classify_profile_error_in_json_log() -> None:
     [
         ("stderr-fetch-unlocked.txt", OFFLINE, "nixpkgs", "github:NixOS/nixpkgs"),
         ("stderr-fetch-locked.txt", OFFLINE, "rosenpass", "github:rosenpass/rosenpass"),
-        ("stderr-fetch-2.24.txt", OFFLINE, "rosenpass", "github:rosenpass/rosenpass"),
-        (
-            "stderr-fetch-path.txt",
-            nix.NixOptions(overrides=(("rosenpass", "path:/nonexistent/rosenpass"),)),
-            "rosenpass",
-            "/nonexistent/rosenpass",
+        ("2.26/stderr-fetch-unlocked.txt", OFFLINE, "nixpkgs", "github:NixOS/nixpkgs"),
+        ("2.26/stderr-fetch-locked.txt", OFFLINE, "rosenpass", "github:rosenpass/rosenpass"),
+        *(
+            (
+                name,
+                nix.NixOptions(overrides=(("rosenpass", "path:/nonexistent/rosenpass"),)),
+                "rosenpass",
+                "/nonexistent/rosenpass",
+            )
+            for name in ("stderr-fetch-path.txt", "2.26/stderr-fetch-path.txt")
         ),
     ],
 )
@@ -449,9 +465,12 @@ def test_classify_fetch_failure_names_the_input(
     err = nix.classify_failure(sample(name), EVAL_ARGV, 1, opts)
     assert isinstance(err, nix.FetchFailed)
     assert err.input_name == input_name
-    assert f"flake input '{input_name}' ({shown})" in err.message
+    assert f"flake input '{input_name}' (" in err.message and shown in err.message
+    assert f"({shown}): " in err.message or f"{shown}): " in err.message  # a reason follows
     assert "\n" not in err.message and "retrying" not in err.message
     assert err.hint is not None and f"--override-input {input_name} path:" in err.hint
+    if shown.startswith("/"):
+        assert "network" not in err.hint  # a missing local path is no network problem
 
 
 def test_offline_lock_updates_are_still_recognised_as_lock_updates() -> None:
@@ -474,7 +493,7 @@ def test_a_lock_update_that_cannot_fetch_does_not_suggest_an_override() -> None:
 def test_classify_fetch_failure_reason() -> None:
     err = nix.classify_failure(sample("stderr-fetch-locked.txt"), EVAL_ARGV, 1)
     assert err.message.endswith("Couldn't resolve host name (6)")
-    new = nix.classify_failure(sample("stderr-fetch-2.24.txt"), EVAL_ARGV, 1)
+    new = nix.classify_failure(sample("2.26/stderr-fetch-locked.txt"), EVAL_ARGV, 1)
     assert new.message.endswith("Could not resolve host: github.com")  # no stray ")"
 
 
@@ -495,8 +514,9 @@ def test_classify_binary_cache_download_is_not_an_input() -> None:
     assert err.hint is not None and "substituters" in err.hint
 
 
-def test_classify_lock_mismatch() -> None:
-    err = nix.classify_failure(sample("stderr-lock-mismatch.txt"), EVAL_ARGV, 1)
+@pytest.mark.parametrize("name", ["stderr-lock-mismatch.txt", "2.26/stderr-lock-mismatch.txt"])
+def test_classify_lock_mismatch(name: str) -> None:
+    err = nix.classify_failure(sample(name), EVAL_ARGV, 1)
     assert isinstance(err, nix.LockMismatch)
     assert "flake.lock does not match flake.nix" in err.message
     assert err.hint == "run `rpbuild lock update`"
@@ -517,24 +537,28 @@ def staged(directory: Path, text: str) -> list[str]:
 SYNTAX_FLAKE = "{\n  outputs = { self }: {\n    x = 1 +;\n  };\n}\n"
 
 
-def test_an_error_in_the_rendered_flake_is_named_by_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["stderr-syntax-error.txt", "2.26/stderr-syntax-error.txt"])
+def test_an_error_in_the_rendered_flake_is_named_by_line(tmp_path: Path, name: str) -> None:
     argv = staged(tmp_path, SYNTAX_FLAKE)
-    err = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1)
+    err = nix.classify_failure(sample(name), argv, 1)
     assert err.message == "flake.nix:3:12: syntax error, unexpected ';'"
     assert err.hint is not None and "templates/flake.nix.j2" in err.hint
     inputs = "error: boom\n\n       at /nix/store/" + "a" * 32 + "-source/pkgs/x.nix:1:2:\n"
     assert nix.classify_failure(inputs, argv, 1).message == "nix build failed: boom"
 
 
-def test_an_error_in_an_inputs_flake_nix_is_not_blamed_on_rpbuilds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["stderr-syntax-error.txt", "2.26/stderr-syntax-error.txt"])
+def test_an_error_in_an_inputs_flake_nix_is_not_blamed_on_rpbuilds(
+    tmp_path: Path, name: str
+) -> None:
     """nix names every flake.nix by its store copy: the quoted line tells them apart."""
     argv = staged(tmp_path / "stage", "{}\n")
-    other = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1)
+    other = nix.classify_failure(sample(name), argv, 1)
     assert other.message == "a flake input: flake.nix:3:12: syntax error, unexpected ';'"
     checkout = tmp_path / "rp"
     staged(checkout, SYNTAX_FLAKE)
     opts = nix.NixOptions(overrides=(("rosenpass", f"path:{checkout}"),))
-    named = nix.classify_failure(sample("stderr-syntax-error.txt"), argv, 1, opts)
+    named = nix.classify_failure(sample(name), argv, 1, opts)
     assert named.message == (
         f"--override-input rosenpass path:{checkout}: flake.nix:3:12: syntax error, unexpected ';'"
     )
