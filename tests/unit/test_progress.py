@@ -218,10 +218,13 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_make_view_picks_the_sink() -> None:
+def test_make_view_picks_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")  # whatever terminal runs the tests
     assert isinstance(pg.make_view(_Terminal(), quiet=True), pg.NullView)
     assert isinstance(pg.make_view(io.StringIO()), pg.PlainView)
     assert isinstance(pg.make_view(_Terminal()), pg.LiveView)
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(pg.make_view(_Terminal()), pg.PlainView)
 
 
 def test_live_view_renders_and_stops() -> None:
