@@ -89,8 +89,11 @@ def test_build_returns_outputs_in_installable_order(demo: str) -> None:
     app, hello = results
     assert app.installable == f"{demo}#app" and hello.installable == f"{demo}#hello"
     assert app.out.endswith("-rpbuild-app") and hello.out.endswith("-rpbuild-hello")
-    assert app.drv_path is not None and app.drv_path.endswith("-rpbuild-app.drv")
-    assert Path(app.drv_path).is_file()
+    if nix.nix_version() < Version("2.9"):  # --json: the derivation comes along
+        assert app.drv_path is not None and app.drv_path.endswith("-rpbuild-app.drv")
+        assert Path(app.drv_path).is_file()
+    else:  # --print-out-paths prints outputs only (checked live in the Debian 13 root)
+        assert app.drv_path is None and hello.drv_path is None
     assert Path(hello.out).read_text() == "hi\n"
     assert Path(app.out).read_text() == hello.out + "\n"
     # the internal-json log really reached on_log and was decoded
