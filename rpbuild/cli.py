@@ -564,6 +564,39 @@ def sizes(
             raise CheckFailed(violations[0].message())
 
 
+@app.command()
+def sbom(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write it there (default: stdout)."),
+    ] = None,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
+    from rpbuild import sbom as sb
+    from rpbuild import views
+    from rpbuild.build import BuildOptions
+    from rpbuild.fsutil import atomic_write
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
+    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
+        text = sb.generate(
+            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
+        )
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(output, text)
+
+
 # --- release, verify, lock update ---------------------------------------------
 
 
