@@ -315,6 +315,7 @@ def test_a_sigstore_signed_release_is_accepted_and_an_unsigned_image_refused(
     reports = tmp_path / "reports"
     done = release(
         rpbuild, repo, {}, "--version", "3.0.0", "--profile", "minimal", "--push", push,
+        "--system", "x86_64-linux", "--system", "aarch64-linux",
         "--sign-by-sigstore-private-key", str(private), "--sign-passphrase-file", str(passphrase),
         "--registries-d", str(regd), "--report", str(reports / "3.0.0"),
     )  # fmt: skip
@@ -329,8 +330,15 @@ def test_a_sigstore_signed_release_is_accepted_and_an_unsigned_image_refused(
     policy = policy_file(tmp_path, push, {"type": "sigstoreSigned", "keyPath": str(public)})
     out = tmp_path / "pulled"
     for tag in report["tags"]:
-        accepted = pull(policy, regd, tag["reference"], out)
+        accepted = pull(policy, regd, tag["reference"], out, "--all")
         assert accepted.returncode == 0, accepted.stderr
+    for image in report["images"]:
+        accepted = pull(policy, regd, image["reference"], out)
+        assert accepted.returncode == 0, accepted.stderr
+    amd64 = next(i for i in report["images"] if i["system"] == "x86_64-linux")
+    skopeo_copy(regd, amd64["reference"], f"{push}:latest")
+    refused = pull(policy, regd, f"{push}:latest", out)
+    assert refused.returncode != 0, "a re-tagged image was accepted"
     unsigned = release(
         rpbuild, repo, {}, "--version", "3.0.1", "--profile", "debug", "--push", push,
         "--report", str(reports / "3.0.1"),
