@@ -1002,8 +1002,11 @@ def summary_lines(result: ReleaseResult) -> list[str]:
         if result.verified
         else "NOT every image reproducible (see the report)"
     )
+    signed = report.get("signing")
+    if signed:
+        lines.append(f"every tag signed ({signed['method']}, {signed['key']})")
     if result.report_dir is not None:
-        lines.append(f"report: {result.report_dir}")
+        lines.append(f"report: {result.report_dir} (with the SBOMs and the provenance)")
     return lines
 
 

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rpbuild import provenance, signing
 from rpbuild import verify_release as vr
 
@@ -191,3 +193,12 @@ def test_policy_requires_the_key_for_the_repository_and_rejects_the_rest(tmp_pat
     assert sig["transports"]["docker"]["reg.example/rp"] == [
         {"type": "sigstoreSigned", "keyPath": str(key)}
     ]
+
+
+def test_signing_is_refused_up_front_without_a_push_or_with_two_kinds(tmp_path: Path) -> None:
+    both = signing.Signing(gpg_key="ABCD", sigstore_key=tmp_path / "k")
+    with pytest.raises(signing.SigningRefused, match="choose one kind"):
+        signing.check(both, "reg.example/rp")
+    with pytest.raises(signing.SigningRefused, match="needs --push"):
+        signing.check(signing.Signing(gpg_key="ABCD"), None)
+    signing.check(None, None)  # nothing asked, nothing checked
