@@ -888,6 +888,9 @@ def release(
         select(profiles_all, name)
     systems = _systems(options)
     _validate(project, options, profiles)
+    warning = signing.lookaside_warning(options.sign, options.push)
+    if warning is not None:
+        notify(warning)
     check_report_dir(options.report)
 
     pinned = check_pinned(project, snapshot=options.snapshot)

@@ -153,6 +153,37 @@ def probe(signing: Signing) -> str | None:
     return skopeo_message(result.stderr) or f"skopeo exited with {result.returncode}"
 
 
+#: Where containers/image looks for registries.d when none is given (system, then user).
+DEFAULT_REGISTRIES_D = (
+    Path("/etc/containers/registries.d"),
+    Path.home() / ".config" / "containers" / "registries.d",
+)
+
+
+def lookaside_warning(signing: Signing | None, push: str | None) -> str | None:
+    """A GPG signature goes where registries.d says for the registry; with no entry
+    for it (and no default-docker), skopeo writes it to a local default directory
+    that no user of the images reads. Said before the build, not found out after."""
+    if signing is None or not signing.gpg_key or push is None:
+        return None
+    host = push.split("/", 1)[0]
+    dirs = (signing.registries_d,) if signing.registries_d else DEFAULT_REGISTRIES_D
+    for directory in dirs:
+        for path in sorted(directory.glob("*.y*ml")) if directory.is_dir() else []:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            if host in text or "default-docker" in text:
+                return None
+    where = ", ".join(str(d) for d in dirs)
+    return (
+        f"warning: no registries.d file in {where} names {host} (or default-docker): skopeo "
+        "writes the GPG signatures to its local default lookaside directory, where users of "
+        "the images will not find them; configure `lookaside` for the registry (see README)"
+    )
+
+
 def _readable(path: Path, option: str) -> None:
     try:
         with path.open("rb"):

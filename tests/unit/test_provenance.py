@@ -202,3 +202,17 @@ def test_signing_is_refused_up_front_without_a_push_or_with_two_kinds(tmp_path: 
     with pytest.raises(signing.SigningRefused, match="needs --push"):
         signing.check(signing.Signing(gpg_key="ABCD"), None)
     signing.check(None, None)  # nothing asked, nothing checked
+
+
+def test_a_gpg_signature_without_a_lookaside_for_the_registry_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    regd = tmp_path / "registries.d"
+    regd.mkdir()
+    sign = signing.Signing(gpg_key="ABCD", registries_d=regd)
+    warning = signing.lookaside_warning(sign, "ghcr.io/user/rp")
+    assert warning is not None and "names ghcr.io" in warning
+    (regd / "ghcr.yaml").write_text("docker:\n  ghcr.io/user/rp:\n    lookaside: https://x\n")
+    assert signing.lookaside_warning(sign, "ghcr.io/user/rp") is None
+    sigstore = signing.Signing(sigstore_key=tmp_path / "k", registries_d=tmp_path / "none")
+    assert signing.lookaside_warning(sigstore, "ghcr.io/user/rp") is None
