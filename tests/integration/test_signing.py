@@ -155,9 +155,20 @@ def check_attestations(report_dir: Path) -> dict[str, Any]:
         path = report_dir / f"sbom-{image['profile']}-{image['system']}.cdx.json"
         text = path.read_text()
         assert sbom.validation_errors(text) is None, path
-        root = json.loads(text)["metadata"]["component"]
-        props = {p["name"]: p["value"] for p in root["properties"]}
+        doc = json.loads(text)
+        props = {p["name"]: p["value"] for p in doc["metadata"]["component"]["properties"]}
         assert props["rpbuild:image_id"] == image["image_id"]
+        # The components are the image's closure as nix reports it: the profile's
+        # contents (the sizes report's packages, entrypoint included) through path-info -r.
+        sizes = json.loads((report_dir / f"sizes-{image['system']}.json").read_text())
+        profile = next(p for p in sizes["profiles"] if p["name"] == image["profile"])
+        roots = [pkg["path"] for pkg in profile["packages"]]
+        assert any(r.endswith("-rpbuild-entrypoint") for r in roots)
+        closure = subprocess.run(
+            ["nix", "--extra-experimental-features", "nix-command", "path-info", "-r", *roots],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        assert sorted(c["bom-ref"] for c in doc["components"]) == sorted(closure)
     statement = json.loads((report_dir / "provenance.intoto.json").read_text())
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
