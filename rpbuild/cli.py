@@ -657,7 +657,7 @@ def release(
         typer.Option(
             "--sign-by-sigstore-private-key",
             metavar="FILE",
-            help="Sign every pushed tag with this sigstore key (skopeo 1.10+).",
+            help="Sign every pushed tag with this sigstore key (not Debian 12's skopeo).",
         ),
     ] = None,
     sign_passphrase_file: Annotated[
@@ -724,7 +724,7 @@ def release(
 @app.command("verify-release")
 def verify_release(
     ctx: typer.Context,
-    report: Annotated[Path, typer.Argument(metavar="REPORT", help="A release report directory.")],
+    report: Annotated[Path, typer.Argument(help="A release report directory.")],
     key: Annotated[
         Path | None,
         typer.Option("--key", metavar="FILE", help="The GPG public key the tags are signed by."),
