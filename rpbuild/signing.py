@@ -174,7 +174,9 @@ def lookaside_warning(signing: Signing | None, push: str | None) -> str | None:
                 text = path.read_text(encoding="utf-8")
             except OSError:
                 continue
-            if host in text or "default-docker" in text:
+            # Comments do not count: Debian's default.yaml shows its examples commented out.
+            live = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+            if host in live or "default-docker" in live:
                 return None
     where = ", ".join(str(d) for d in dirs)
     return (

@@ -212,6 +212,8 @@ def test_a_gpg_signature_without_a_lookaside_for_the_registry_is_warned_about(
     sign = signing.Signing(gpg_key="ABCD", registries_d=regd)
     warning = signing.lookaside_warning(sign, "ghcr.io/user/rp")
     assert warning is not None and "names ghcr.io" in warning
+    (regd / "default.yaml").write_text("# default-docker:\n#  lookaside: file:///x\n")
+    assert signing.lookaside_warning(sign, "ghcr.io/user/rp") is not None
     (regd / "ghcr.yaml").write_text("docker:\n  ghcr.io/user/rp:\n    lookaside: https://x\n")
     assert signing.lookaside_warning(sign, "ghcr.io/user/rp") is None
     sigstore = signing.Signing(sigstore_key=tmp_path / "k", registries_d=tmp_path / "none")
