@@ -378,6 +378,26 @@
 
       inputRev = input: input.rev or input.dirtyRev or "unknown";
 
+      # meta.license is one licence or a list; each an attribute set (nixpkgs' lib.licenses)
+      # or, in old packages, a plain string.
+      licenseOf = l:
+        if builtins.isAttrs l
+        then { spdx = l.spdxId or null; name = l.fullName or l.shortName or null; }
+        else { spdx = null; name = toString l; };
+      metaOf = pkg:
+        let
+          meta = pkg.meta or { };
+          license = meta.license or [ ];
+        in
+        {
+          pname = pkg.pname or null;
+          version = pkg.version or null;
+          licenses = map licenseOf (if builtins.isList license then license else [ license ]);
+          homepage = let h = meta.homepage or null; in
+            if builtins.isList h then (if h == [ ] then null else builtins.head h) else h;
+          description = meta.description or null;
+        };
+
       profileFor = system: name: profile:
         let
           pkgs = nixpkgs.legacyPackages.${system};
@@ -449,6 +469,14 @@
             contents = builtins.mapAttrs (n: pkg: pkg.outPath) p.packages
               // { rpbuild-entrypoint = p.entrypoint.outPath; };
           })
+          (profilesFor system));
+
+      # What `rpbuild sbom` says of each package besides its store path: name,
+      # version and licences (SPDX ids where nixpkgs has them), read in a separate
+      # evaluation so that `rpbuild sizes` does not pay for it.
+      rpbuildMeta = forSystems (system:
+        builtins.mapAttrs
+          (name: p: builtins.mapAttrs (n: metaOf) (p.packages // { rpbuild-entrypoint = p.entrypoint; }))
           (profilesFor system));
     };
 }

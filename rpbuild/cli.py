@@ -564,6 +564,39 @@ def sizes(
             raise CheckFailed(violations[0].message())
 
 
+@app.command()
+def sbom(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write it there (default: stdout)."),
+    ] = None,
+    override_input: OverrideOpt = None,
+    builders: BuildersOpt = None,
+    option: NixOptionOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
+    from rpbuild import sbom as sb
+    from rpbuild import views
+    from rpbuild.build import BuildOptions
+    from rpbuild.fsutil import atomic_write
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
+    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
+        text = sb.generate(
+            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
+        )
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(output, text)
+
+
 # --- release, verify, lock update ---------------------------------------------
 
 
@@ -613,6 +646,34 @@ def release(
     ] = False,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
+    sign_by: Annotated[
+        str | None,
+        typer.Option(
+            "--sign-by", metavar="FINGERPRINT", help="Sign every pushed tag with this GPG key."
+        ),
+    ] = None,
+    sign_by_sigstore_private_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-by-sigstore-private-key",
+            metavar="FILE",
+            help="Sign every pushed tag with this sigstore key (not Debian 12's skopeo).",
+        ),
+    ] = None,
+    sign_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-passphrase-file", metavar="FILE", help="The signing key's passphrase."
+        ),
+    ] = None,
+    registries_d: Annotated[
+        Path | None,
+        typer.Option(
+            "--registries-d",
+            metavar="DIR",
+            help="skopeo's registries.d (where signatures go; default: the system's).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -620,8 +681,22 @@ def release(
     """Build, verify and push every chosen profile from committed pins; write a report."""
     from rpbuild import release as rel
     from rpbuild import views
+    from rpbuild.signing import Signing
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    sign = None
+    if sign_by or sign_by_sigstore_private_key:
+        sign = Signing(
+            gpg_key=sign_by,
+            sigstore_key=sign_by_sigstore_private_key,
+            passphrase_file=sign_passphrase_file,
+            registries_d=registries_d,
+        )
+    elif sign_passphrase_file or registries_d:
+        raise RpbuildError(
+            "--sign-passphrase-file and --registries-d go with --sign-by or "
+            "--sign-by-sigstore-private-key"
+        )
     options = rel.ReleaseOptions(
         version=version,
         profiles=tuple(profile or ()),
@@ -633,6 +708,8 @@ def release(
         tls_verify=tls_verify,
         nix=nix_options(override_input, builders, option),
         allow_override_input=allow_override_input,
+        sign=sign,
+        invocation=("rpbuild", *sys.argv[1:]),
     )
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
@@ -642,6 +719,61 @@ def release(
         print("\n".join(rel.summary_lines(result)))
     if not result.verified:
         sys.stderr.write("rpbuild: warning: not every image is reproducible (see the report)\n")
+
+
+@app.command("verify-release")
+def verify_release(
+    ctx: typer.Context,
+    report: Annotated[Path, typer.Argument(help="A release report directory.")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", metavar="FILE", help="The GPG public key the tags are signed by."),
+    ] = None,
+    sigstore_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sigstore-key", metavar="FILE", help="The sigstore public key they are signed by."
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Your own containers-policy.json."),
+    ] = None,
+    registries_d: Annotated[
+        Path | None,
+        typer.Option("--registries-d", metavar="DIR", help="skopeo's registries.d."),
+    ] = None,
+    tls_verify: Annotated[
+        bool,
+        typer.Option("--tls-verify/--no-tls-verify", help="Require HTTPS for the registry."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check a release against its registry: digests, signatures, SBOMs and provenance."""
+    from rpbuild import verify_release as vr
+
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    if sum(x is not None for x in (key, sigstore_key, policy)) > 1:
+        raise RpbuildError("--key, --sigstore-key and --policy exclude each other")
+    options = vr.VerifyOptions(
+        gpg_public_key=key,
+        sigstore_public_key=sigstore_key,
+        policy=policy,
+        registries_d=registries_d,
+        tls_verify=tls_verify,
+    )
+    checks = vr.verify_release(report, options)
+    failed = [check for check in checks if not check.ok]
+    if as_json:
+        _print_json({"ok": not failed, "checks": [check.as_dict() for check in checks]})
+    elif not c.quiet:
+        print("\n".join(check.line() for check in checks))
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        first = failed[0]
+        raise vr.VerifyFailed(f"{first.subject}: {first.what}: {first.detail}{more}")
 
 
 @app.command()

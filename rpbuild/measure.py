@@ -3,8 +3,9 @@ measure every profile with a single `nix path-info` call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rpbuild import nix
 from rpbuild.build import (
     BuildOptions,
     Notify,
+    Prepared,
     check_system,
     locked,
     prepare,
@@ -21,6 +23,7 @@ from rpbuild.build import (
 )
 from rpbuild.errors import NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
+from rpbuild.nix import PathInfo
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
 from rpbuild.sizes import ProfileInput, SizeReport, compute_report
@@ -97,7 +100,22 @@ def loaded_image_sizes(
     return {name: size for name, (_, size) in sorted(best.items())}
 
 
-def size_report(
+@dataclass(frozen=True)
+class Measured:
+    """The profiles' store paths and their closure, from one staged flake."""
+
+    prepared: Prepared
+    flake_ref: str  # the staged flake: valid while `measuring` holds the project lock
+    cache_key: str  # what the evaluated contents depend on; for caches of the same kind
+    measured: list[str]  # the selected profiles and their ancestors
+    selected: list[str]
+    fingerprints: dict[str, str]
+    contents: dict[str, dict[str, str]]  # profile: package name: store path
+    infos: dict[str, PathInfo]  # the union closure, from `nix path-info -r`
+
+
+@contextmanager
+def measuring(
     project: Project,
     names: Sequence[str],
     options: BuildOptions,
@@ -105,7 +123,9 @@ def size_report(
     no_build: bool = False,
     notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
-) -> SizeReport:
+) -> Iterator[Measured]:
+    """Evaluate the profiles' contents (cached), build what is missing and read their
+    closure with one `nix path-info`; the staged flake stays valid inside the block."""
     check_system(project, options.system)
     with locked(project, notify):
         prepared = prepare(project, notify)
@@ -124,7 +144,6 @@ def size_report(
         # Which store paths a profile is made of depends only on the lock, the rendered
         # flake, the system and the overrides; evaluating nixpkgs costs seconds, so the
         # answer is kept until one of those changes.
-        cache = project.state_dir / f"contents-{options.system}.json"
         key = hash_parts(
             {
                 "lock": prepared.lock_bytes,
@@ -135,15 +154,13 @@ def size_report(
                 ).encode(),
             }
         )
-        # An override by URL (github:...) may move without any local change: no cache then.
-        cacheable = all(override_is_pinned(u) for _, u in options.nix.overrides)
-        evaluated = read_cache(cache, key) if cacheable else None
-        if evaluated is None:
-            try:
-                evaluated = nix.eval_json(f"{flake_ref}#rpbuild.{options.system}", options.nix)
-            except nix.ProfileEvalError as exc:
-                raise profile_error(profiles, exc) from None
-            write_cache(cache, key, evaluated)
+        evaluated = cached_eval(
+            project.state_dir / f"contents-{options.system}.json",
+            key,
+            f"{flake_ref}#rpbuild.{options.system}",
+            prepared,
+            options,
+        )
         contents = {name: _contents(evaluated, name) for name in measured}
 
         def build_missing(missing: Sequence[str]) -> None:
@@ -189,20 +206,58 @@ def size_report(
                     raise
                 rebuilt.update(stale)
                 build_missing(stale)
+        yield Measured(
+            prepared=prepared,
+            flake_ref=flake_ref,
+            cache_key=key,
+            measured=measured,
+            selected=selected,
+            fingerprints=fingerprints,
+            contents=contents,
+            infos=infos,
+        )
 
+
+def cached_eval(
+    cache: Path, key: str, installable: str, prepared: Prepared, options: BuildOptions
+) -> Any:
+    """`nix eval --json`, kept in cache under key; an override by URL (github:...) may
+    move without any local change, so then nothing is cached."""
+    cacheable = all(override_is_pinned(u) for _, u in options.nix.overrides)
+    evaluated = read_cache(cache, key) if cacheable else None
+    if evaluated is None:
+        try:
+            evaluated = nix.eval_json(installable, options.nix)
+        except nix.ProfileEvalError as exc:
+            raise profile_error(prepared.profiles, exc) from None
+        write_cache(cache, key, evaluated)
+    return evaluated
+
+
+def size_report(
+    project: Project,
+    names: Sequence[str],
+    options: BuildOptions,
+    *,
+    no_build: bool = False,
+    notify: Notify = quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> SizeReport:
+    with measuring(project, names, options, no_build=no_build, notify=notify, on_log=on_log) as m:
+        profiles = m.prepared.profiles
         state, _ = load_state(project.state_dir / "state.json")
         image_sizes = loaded_image_sizes(
-            state.images.values(), profiles, options.system, fingerprints
+            state.images.values(), profiles, options.system, m.fingerprints
         )
         inputs = [
             ProfileInput(
                 name=name,
-                packages=_in_profile_order(profiles[name], contents[name]),
+                packages=_in_profile_order(profiles[name], m.contents[name]),
                 extends=profiles[name].extends,
                 budget=profiles[name].budget,
                 image_size=image_sizes.get(name),
             )
-            for name in measured
+            for name in m.measured
         ]
-        report = compute_report(options.system, infos, inputs, nix_version=str(nix.nix_version()))
-    return replace(report, profiles=tuple(p for p in report.profiles if p.name in selected))
+        report = compute_report(options.system, m.infos, inputs, nix_version=str(nix.nix_version()))
+    return replace(report, profiles=tuple(p for p in report.profiles if p.name in m.selected))

@@ -59,6 +59,7 @@ class PathInfo:
     nar_size: int
     closure_size: int | None  # only with -S
     references: tuple[str, ...]  # full store paths, sorted; may include the path itself
+    nar_hash: str | None = None  # as nix prints it: "sha256:<nix32>", SRI "sha256-<base64>", ...
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,19 @@ def _path_info_entry(path: str, info: Mapping[str, Any], store_dir: str) -> Path
         nar_size=int(info.get("narSize", 0)),
         closure_size=int(closure) if closure is not None else None,
         references=tuple(sorted(_full(str(r), store_dir) for r in refs)),
+        nar_hash=_opt_hash(info.get("narHash")),
     )
+
+
+def _opt_hash(value: Any) -> str | None:
+    """narHash: a string in every nix before 2.33; an object of algorithm and hash after."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        algo, digest = value.get("algorithm"), value.get("hash")
+        if isinstance(algo, str) and isinstance(digest, str):
+            return digest if digest.startswith(f"{algo}-") else f"{algo}-{digest}"
+    return None
 
 
 def parse_path_info(text: str) -> dict[str, PathInfo]:

@@ -20,12 +20,15 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rpbuild import process
 from rpbuild.errors import CommandError, RpbuildError, ToolMissing
 from rpbuild.fsutil import is_stream_script
 from rpbuild.profiles import TAG_RE
+
+if TYPE_CHECKING:
+    from rpbuild.signing import Signing
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -264,6 +267,11 @@ def _skopeo(args: Sequence[str], *, what: str, check: bool = True) -> process.Re
     return result
 
 
+def run_skopeo(args: Sequence[str], *, what: str) -> process.Result:
+    """skopeo with args, its failure returned rather than raised (the caller judges it)."""
+    return _skopeo(args, what=what, check=False)
+
+
 def _tls(flag: str, verify: bool) -> str:
     return f"--{flag}={'true' if verify else 'false'}"
 
@@ -279,10 +287,12 @@ def copy(
     tls_verify: bool = True,
     index_only: bool = False,
     all_images: bool = False,
+    sign: Signing | None = None,
 ) -> str:
     """`skopeo copy SOURCE docker://DEST`; returns the digest of what was pushed.
 
     A registry source (`docker://...`) gets the same TLS setting as the destination.
+    With sign, skopeo signs what it writes for the identity DEST (see rpbuild.signing).
     """
     with tempfile.TemporaryDirectory(prefix="rpbuild-skopeo-") as tmp:
         digest_file = Path(tmp) / "digest"
@@ -294,18 +304,22 @@ def copy(
             args += ["--multi-arch", "index-only"]
         elif all_images:
             args.append("--all")
+        if sign is not None:
+            args = [*sign.global_args(), *args, *sign.copy_args()]
         _skopeo([*args, source, f"docker://{dest}"], what=f"skopeo copy to {dest}")
         return digest_file.read_text(encoding="utf-8").strip()
 
 
-def push_archive(archive: Path, dest: str, *, tls_verify: bool = True) -> str:
+def push_archive(
+    archive: Path, dest: str, *, tls_verify: bool = True, sign: Signing | None = None
+) -> str:
     """Push one image archive to REGISTRY/REPO:TAG; returns its manifest digest."""
-    return copy(f"docker-archive:{archive}", dest, tls_verify=tls_verify)
+    return copy(f"docker-archive:{archive}", dest, tls_verify=tls_verify, sign=sign)
 
 
-def retag(source: str, dest: str, *, tls_verify: bool = True) -> str:
+def retag(source: str, dest: str, *, tls_verify: bool = True, sign: Signing | None = None) -> str:
     """Give a pushed image or list a second tag: registry to registry, blobs reused."""
-    return copy(f"docker://{source}", dest, tls_verify=tls_verify, all_images=True)
+    return copy(f"docker://{source}", dest, tls_verify=tls_verify, all_images=True, sign=sign)
 
 
 def raw_manifest(reference: str, *, tls_verify: bool = True) -> str:
@@ -370,8 +384,17 @@ def manifest_list(entries: Sequence[ListEntry]) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-def push_list(entries: Sequence[ListEntry], dest: str, *, tls_verify: bool = True) -> str:
-    """Push a manifest list of images already pushed to dest's repository; its digest."""
+def push_list(
+    entries: Sequence[ListEntry],
+    dest: str,
+    *,
+    tls_verify: bool = True,
+    sign: Signing | None = None,
+) -> str:
+    """Push a manifest list of images already pushed to dest's repository; its digest.
+
+    Signed, the list and each of its images get a signature for dest's tag: a pull of
+    the list checks every image it takes under that name."""
     data = manifest_list(entries)
     with tempfile.TemporaryDirectory(prefix="rpbuild-list-") as tmp:
         layout = Path(tmp)
@@ -381,4 +404,11 @@ def push_list(entries: Sequence[ListEntry], dest: str, *, tls_verify: bool = Tru
     expected = "sha256:" + hashlib.sha256(data).hexdigest()
     if digest != expected:
         raise RegistryError(f"{dest}: the registry stored the list as {digest}, not {expected}")
+    if sign is not None:
+        repo = dest.rsplit(":", 1)[0]
+        again = copy(
+            f"docker://{repo}@{digest}", dest, tls_verify=tls_verify, all_images=True, sign=sign
+        )
+        if again != digest:
+            raise RegistryError(f"{dest}: signed as {again}, expected {digest}")
     return digest

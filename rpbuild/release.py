@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rpbuild import __version__, git, lockfile, nix, registry
+from rpbuild import __version__, git, lockfile, nix, registry, signing
 from rpbuild import sizes as sz
 from rpbuild.build import (
     BuildOptions,
@@ -40,6 +40,7 @@ from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
 from rpbuild.profiles import load_profiles, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
+from rpbuild.signing import Signing
 from rpbuild.state import load_state, project_lock
 
 REPORT_FORMAT = "rpbuild-release/1"
@@ -146,6 +147,8 @@ class ReleaseOptions:
     tls_verify: bool = True
     nix: nix.NixOptions = field(default_factory=nix.NixOptions)
     allow_override_input: bool = False  # publish a non-snapshot built from overridden inputs
+    sign: Signing | None = None  # sign every pushed tag (rpbuild.signing)
+    invocation: tuple[str, ...] = ()  # the command line, for the provenance
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,7 @@ def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]
     if options.push is not None:
         registry.check_repository(options.push)
         registry.require_skopeo()
+    signing.check(options.sign, options.push)
     systems = _systems(options)
     for system in systems:
         check_system(project, system)
@@ -568,7 +572,7 @@ def _push_all(
     images: Sequence[BuiltImage], options: ReleaseOptions, push_note: Callable[[str, str], None]
 ) -> list[PushedTag]:
     assert options.push is not None
-    repo, tls = options.push, options.tls_verify
+    repo, tls, sign = options.push, options.tls_verify, options.sign
     pushed: list[PushedTag] = []
     by_profile: dict[str, list[BuiltImage]] = {}
     for image in images:
@@ -579,7 +583,9 @@ def _push_all(
         if len(group) == 1:
             image = group[0]
             push_note(f"pushing {main}", main)
-            image.manifest_digest = registry.push_archive(image.archive.path, main, tls_verify=tls)
+            image.manifest_digest = registry.push_archive(
+                image.archive.path, main, tls_verify=tls, sign=sign
+            )
             image.reference = main
             digest, kind = image.manifest_digest, "image"
         else:
@@ -591,7 +597,7 @@ def _push_all(
                 )
                 push_note(f"pushing {ref}", ref)
                 image.manifest_digest = registry.push_archive(
-                    image.archive.path, ref, tls_verify=tls
+                    image.archive.path, ref, tls_verify=tls, sign=sign
                 )
                 image.reference = ref
                 raw = registry.raw_manifest(ref, tls_verify=tls)
@@ -602,13 +608,14 @@ def _push_all(
                     )
                 entries.append(entry)
             push_note(f"pushing the manifest list {main}", main)
-            digest, kind = registry.push_list(entries, main, tls_verify=tls), "list"
+            digest = registry.push_list(entries, main, tls_verify=tls, sign=sign)
+            kind = "list"
         platforms = tuple(_platform(image) for image in group)
         pushed.append(PushedTag(main, digest, profile, kind, platforms))
         for extra in tags[1:]:
             ref = registry.docker_ref(repo, extra)
             push_note(f"tagging {ref}", ref)
-            again = registry.retag(main, ref, tls_verify=tls)
+            again = registry.retag(main, ref, tls_verify=tls, sign=sign)
             if again != digest:
                 raise registry.RegistryError(f"{ref}: tagged as {again}, expected {digest}")
             pushed.append(PushedTag(ref, digest, profile, kind, platforms))
@@ -871,14 +878,19 @@ def release(
     on_log: Callable[[str], None] | None = None,
 ) -> ReleaseResult:
     """Check the pins, build and verify every image, push, and write the report."""
+    from rpbuild import provenance
     from rpbuild.measure import size_report
 
+    started = now_utc()
     profiles_all = load_profiles(project.profiles_dir)
     profiles = list(dict.fromkeys(options.profiles)) or list(profiles_all)
     for name in profiles:
         select(profiles_all, name)
     systems = _systems(options)
     _validate(project, options, profiles)
+    warning = signing.lookaside_warning(options.sign, options.push)
+    if warning is not None:
+        notify(warning)
     check_report_dir(options.report)
 
     pinned = check_pinned(project, snapshot=options.snapshot)
@@ -950,14 +962,26 @@ def release(
                     f"{first.reason if first else '?'}; nothing was pushed",
                     hint="a --snapshot release pushes it anyway and records it in the report",
                 )
+            boms = provenance.sboms(project, images, options.nix, notify=notify, on_log=on_log)
             pushed = _push(images, options, notify) if options.push else []
 
         report["released_at"] = now_utc()
         report["images"] = [image.as_dict() for image in images]
         report["tags"] = [tag.as_dict() for tag in pushed]
         report["verified"] = not failed
+        attestations = provenance.finish(
+            report,
+            boms,
+            invocation=options.invocation,
+            started=started,
+            finished=report["released_at"],
+            signing=options.sign.as_dict() if options.sign and pushed else None,
+        )
         summary = render_summary(report, sizes, diffs)
+        summary += "\n".join(provenance.summary_lines(report))
         if staged is not None:
+            for name, text in attestations.items():
+                staged.write(name, text)
             staged.write(RELEASE_JSON, json.dumps(report, indent=2) + "\n")
             staged.write(SUMMARY_MD, summary)
             staged.commit()
@@ -981,8 +1005,11 @@ def summary_lines(result: ReleaseResult) -> list[str]:
         if result.verified
         else "NOT every image reproducible (see the report)"
     )
+    signed = report.get("signing")
+    if signed:
+        lines.append(f"every tag signed ({signed['method']}, {signed['key']})")
     if result.report_dir is not None:
-        lines.append(f"report: {result.report_dir}")
+        lines.append(f"report: {result.report_dir} (with the SBOMs and the provenance)")
     return lines
 
 

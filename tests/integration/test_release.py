@@ -212,12 +212,20 @@ def test_release_all_profiles_two_systems_to_a_registry(
     print(f"release of 3 profiles x 2 systems: {seconds:.1f} s")
 
     report_dir = reports / "1.1.0"
-    assert sorted(p.name for p in report_dir.iterdir()) == [
-        "SUMMARY.md",
-        "release.json",
-        "sizes-aarch64-linux.json",
-        "sizes-x86_64-linux.json",
-    ]
+    assert sorted(p.name for p in report_dir.iterdir()) == sorted(
+        [
+            "SUMMARY.md",
+            "provenance.intoto.json",
+            "release.json",
+            "sizes-aarch64-linux.json",
+            "sizes-x86_64-linux.json",
+        ]
+        + [
+            f"sbom-{p}-{s}.cdx.json"
+            for p in ("debug", "minimal", "with-wireguard")
+            for s in ("x86_64-linux", "aarch64-linux")
+        ]
+    )
     assert [p.name for p in reports.iterdir() if ".tmp-" in p.name] == []
     report = json.loads((report_dir / "release.json").read_text())
     assert report["version"] == "1.1.0" and report["snapshot"] is False

@@ -6,6 +6,9 @@
 #   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, glibc), runtimeShell,
 #   writeTextFile / writeText / writeScript / writeScriptBin / writeShellScript(Bin), and
 #   dockerTools.streamLayeredImage / dockerTools.buildLayeredImage.
+#   Packages carry pname, version and meta (description; meta.license for iproute2 and
+#   wireguard-tools, an attribute set shaped like nixpkgs' lib.licenses entries, see
+#   packages.nix), which `rpbuild sbom` reads.
 #   Integration tests use it through
 #     nix build --override-input nixpkgs path:tests/standin/nixpkgs \
 #               --override-input rosenpass path:tests/standin/rosenpass ...

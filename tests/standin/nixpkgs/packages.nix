@@ -18,8 +18,16 @@ let
       inherit description;
       platforms = [ "x86_64-linux" "aarch64-linux" ];
       standin = true;
-    };
+    } // (if licenses ? ${drv.pname or ""} then { license = licenses.${drv.pname}; } else { });
   };
+
+  # meta.license as nixpkgs writes it: an element of lib.licenses, an attribute set with
+  # spdxId, shortName, fullName and free (lib/licenses.nix: gpl2Only is GPL-2.0-only).
+  # iproute2 and wireguard-tools are GPL-2.0 in nixpkgs (pkgs/os-specific/linux/iproute,
+  # pkgs/tools/networking/wireguard-tools); other packages have no licence here, as a
+  # package may have none there.
+  gpl2Only = { spdxId = "GPL-2.0-only"; shortName = "gpl2Only"; fullName = "GNU General Public License v2.0 only"; free = true; };
+  licenses = { iproute2 = gpl2Only; wireguard-tools = gpl2Only; };
 
   # The one package built by the host busybox.
   busybox = withMeta "busybox multi-call binary (copy of the host's static /bin/busybox)"
