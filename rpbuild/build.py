@@ -20,7 +20,7 @@ from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
 from rpbuild.fsutil import is_stream_script, write_if_changed
-from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
+from rpbuild.profiles import Profile, display_path, image_reference, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
@@ -184,7 +184,7 @@ def _render_inputs(project: Project, profiles: Mapping[str, Profile]) -> dict[st
 
 def prepare(project: Project, notify: Notify = quiet) -> Prepared:
     """Load profiles, re-render flake.nix when stale, and read the lock."""
-    profiles = load_profiles(project.profiles_dir)
+    profiles = project.load_profiles()
     lock_path = project.require_lock()
     lock_bytes = lock_path.read_bytes()
     lock = lockfile.check(lock_path, lock_bytes)

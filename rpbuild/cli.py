@@ -99,10 +99,8 @@ def _print_json(data: Any) -> None:
 
 
 def _load(c: Context) -> tuple[Project, dict[str, Profile]]:
-    from rpbuild.profiles import load_profiles
-
     project = c.project()
-    return project, load_profiles(project.profiles_dir)
+    return project, project.load_profiles()
 
 
 # --- profiles ---------------------------------------------------------------

@@ -37,7 +37,7 @@ from rpbuild.build import (
 )
 from rpbuild.engine import normalise_id
 from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
-from rpbuild.profiles import load_profiles, select
+from rpbuild.profiles import select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
 from rpbuild.state import load_state, project_lock
@@ -199,6 +199,11 @@ class BuiltImage:
             "out_path": self.out_path,
             "fingerprint": self.fingerprint,
             "labels": self.archive.labels,
+            # Which rosenpass the image holds: from nixpkgs or the rosenpass flake.
+            "rosenpass": {
+                key: self.archive.labels.get(f"dev.rpbuild.rosenpass.{key}")
+                for key in ("source", "version", "rev")
+            },
             "verified": bool(verification and verification.reproducible),
             "verification": verification.as_dict() if verification else None,
         }
@@ -279,7 +284,7 @@ def check_pinned(project: Project, *, snapshot: bool) -> Pinned:
             f"{lock}: has uncommitted changes ({_listing(lock_changes)}); commit them or "
             "restore it with `git checkout -- flake.lock`"
         )
-    rendered = render_flake(project, load_profiles(project.profiles_dir))
+    rendered = render_flake(project, project.load_profiles())
     if diff_flake(project, rendered):
         raise ReleaseRefused(
             f"{project.flake_path}: `rpbuild render --check` fails: it is not what the "
@@ -742,14 +747,17 @@ def render_summary(
         "",
         "## Images",
         "",
-        "| Profile | System | Pushed as | Manifest digest | Image ID | Reproducible |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Profile | System | rosenpass | Pushed as | Manifest digest | Image ID | Reproducible |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for image in report["images"]:
         verification = image["verification"] or {}
         ok = "yes" if image["verified"] else f"no: {verification.get('reason') or '?'}"
+        rp = image.get("rosenpass") or {}
+        rosenpass = f"{rp.get('version') or '?'} from {rp.get('source') or '?'}"
         lines.append(
-            f"| {image['profile']} | {image['system']} | {_md_code(image['reference'])} "
+            f"| {image['profile']} | {image['system']} | {rosenpass} "
+            f"| {_md_code(image['reference'])} "
             f"| {_md_code(image['manifest_digest'])} | {_md_code(image['image_id'])} | {ok} |"
         )
     if report["tags"]:
@@ -873,7 +881,7 @@ def release(
     """Check the pins, build and verify every image, push, and write the report."""
     from rpbuild.measure import size_report
 
-    profiles_all = load_profiles(project.profiles_dir)
+    profiles_all = project.load_profiles()
     profiles = list(dict.fromkeys(options.profiles)) or list(profiles_all)
     for name in profiles:
         select(profiles_all, name)
@@ -1023,7 +1031,7 @@ def update_lock(
                 raise RpbuildError(
                     f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
                 )
-        if write_flake(project, render_flake(project, load_profiles(project.profiles_dir))):
+        if write_flake(project, render_flake(project, project.load_profiles())):
             notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
         project.state_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="lock-update-", dir=project.state_dir))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, STANDIN_OVERRIDES, RunCli
+from tests.conftest import STANDIN, STANDIN_OVERRIDES, RunCli, use_rosenpass_source
 
 pytestmark = pytest.mark.nix
 
@@ -224,3 +224,23 @@ def test_a_failed_builds_leftover_output_counts_as_not_built(
             assert errors[0].startswith(  # the build failure, naming the profile file
                 "rpbuild: error: profiles/broken.toml: build of rpbuild-test-failing-1 failed"
             )
+
+
+def libc_copies(paths: list[str]) -> list[str]:
+    """The store paths of a closure that hold a C library (lib/libc.so.6)."""
+    return sorted(p for p in paths if (Path(p) / "lib" / "libc.so.6").exists())
+
+
+@pytest.mark.parametrize(("source", "copies"), [("nixpkgs", 1), ("flake", 2)])
+def test_rosenpass_from_nixpkgs_shares_the_images_one_libc(
+    rpbuild: RunCli, project: Path, source: str, copies: int
+) -> None:
+    """The closure composition behind the default rosenpass_source: the rosenpass flake
+    brings its own nixpkgs and so its own libc; nixpkgs' rosenpass uses the image's."""
+    use_rosenpass_source(project, source)
+    minimal = by_name(sizes(rpbuild, project, "--profile", "minimal"))["minimal"]
+    roots = [pkg["path"] for pkg in minimal["packages"]]
+    closure = [i["path"] for i in path_info(*roots, recursive=True)]
+    assert len(libc_copies(closure)) == copies, libc_copies(closure)
+    names = {p["name"] for p in minimal["packages"]}
+    assert ("rosenpass-tools" in names) == (source == "nixpkgs")

@@ -328,3 +328,12 @@ def test_rp_tunnel_between_two_containers(loaded_image: str, tmp_path: Path) -> 
     finally:
         docker("rm", "-f", *names, check=False)
         docker("network", "rm", network, check=False)
+
+
+@pytest.mark.parametrize("name", ["rp.sh", "rosenpass.sh"])
+def test_nixpkgs_rosenpass_is_built_from_the_flake_standins_own_files(name: str) -> None:
+    """Flakes cannot read outside their directory, so the stand-in nixpkgs keeps a copy of
+    the rosenpass stand-in's programs: both sources must give the same rp and rosenpass
+    (re-copy tests/standin/rosenpass/NAME to tests/standin/nixpkgs/rosenpass/ after edits)."""
+    flake = (STANDIN / "rosenpass" / name).read_bytes()
+    assert (STANDIN / "nixpkgs" / "rosenpass" / name).read_bytes() == flake
