@@ -8,7 +8,6 @@ that `rpbuild --help` stays fast.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 from dataclasses import dataclass
@@ -65,8 +64,10 @@ def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> C
     assert isinstance(obj, Context)
     obj.quiet = obj.quiet or quiet
     if verbose and not obj.verbose:
+        from rpbuild import process
+
         obj.verbose = True
-        logging.getLogger().setLevel(logging.DEBUG)
+        process.set_verbose(True)
     return obj
 
 
@@ -87,11 +88,10 @@ def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")] = False,
 ) -> None:
     ctx.obj = Context(project_dir=project, verbose=verbose, quiet=quiet)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="rpbuild: %(message)s",
-        stream=sys.stderr,
-    )
+    if verbose:
+        from rpbuild import process
+
+        process.set_verbose(True)
 
 
 def _print_json(data: Any) -> None:
@@ -525,28 +525,33 @@ def sizes(
     verbose: VerboseOpt = False,
 ) -> None:
     """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
+    from rpbuild import memo, views
     from rpbuild import sizes as sz
-    from rpbuild import views
-    from rpbuild.build import BuildOptions
     from rpbuild.errors import CheckFailed
-    from rpbuild.measure import size_report
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if as_json and markdown:
         raise RpbuildError("--json and --markdown exclude each other")
     old = sz.load_baseline(compare, system) if compare is not None else None
-    opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
-    with views.build_progress(
-        sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
-    ) as progress:
-        report = size_report(
-            c.project(),
-            profile or [],
-            opts,
-            no_build=no_build,
-            notify=progress.notify,
-            on_log=progress.on_log,
-        )
+    nix_opts = nix_options(override_input, builders, option)
+    # A repeat run with everything built: the one `nix path-info` call.
+    report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
+    if report is None:
+        from rpbuild.build import BuildOptions
+        from rpbuild.measure import size_report
+
+        opts = BuildOptions(system=system, nix=nix_opts)
+        with views.build_progress(
+            sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
+        ) as progress:
+            report = size_report(
+                c.project(),
+                profile or [],
+                opts,
+                no_build=no_build,
+                notify=progress.notify,
+                on_log=progress.on_log,
+            )
     diff = sz.compare(old, report) if old is not None else None
     if as_json:
         _print_json(sz.to_json(report))
@@ -799,10 +804,23 @@ def image(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build a profile's image with nix and load it into Docker or Podman."""
-    from rpbuild import views
-    from rpbuild.build import BuildOptions, build_image
+    from rpbuild import memo, views
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    if not force:  # a repeat run: one `image inspect` when nothing changed
+        overrides = _pairs(override_input, "--override-input")
+        cached = memo.cached_image(
+            c.project(), profile=profile, system=system, engine=engine, tag=tag,
+            overrides=overrides,
+        )  # fmt: skip
+        if cached is not None:
+            if as_json:
+                _print_json(cached.as_dict())
+            else:
+                views.image_result(sys.stdout, cached)
+            return
+    from rpbuild.build import BuildOptions, build_image
+
     opts = BuildOptions(
         system=system,
         engine=engine,
@@ -873,12 +891,13 @@ def main() -> None:
 
 def _report(exc: RpbuildError) -> None:
     """One line naming what is at fault; a failed build adds its log tail, -v any tail."""
+    from rpbuild import process
     from rpbuild.errors import CommandError
     from rpbuild.nix import BuildFailed
 
     sys.stderr.write(f"rpbuild: error: {exc.message}\n")
     if isinstance(exc, CommandError) and exc.stderr_tail:
-        show = isinstance(exc, BuildFailed) or logging.getLogger().isEnabledFor(logging.DEBUG)
+        show = isinstance(exc, BuildFailed) or process.verbose()
         if show:
             for line in exc.stderr_tail.rstrip("\n").splitlines():
                 sys.stderr.write(f"  | {line}\n")

@@ -3,12 +3,11 @@ measure every profile with a single `nix path-info` call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rpbuild import nix
+from rpbuild import memo, nix
 from rpbuild.build import (
     BuildOptions,
     Notify,
@@ -23,9 +22,14 @@ from rpbuild.errors import NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
-from rpbuild.sizes import ProfileInput, SizeReport, compute_report
+from rpbuild.sizes import (
+    ProfileInput,
+    SizeReport,
+    compute_report,
+    loaded_image_sizes,
+    select_profiles,
+)
 from rpbuild.state import (
-    ImageRecord,
     hash_parts,
     load_state,
     override_is_pinned,
@@ -61,42 +65,6 @@ def _in_profile_order(profile: Profile, contents: dict[str, str]) -> list[tuple[
     return sorted(contents.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
-# Engines in the order their record is preferred when one profile is loaded into both.
-ENGINE_PREFERENCE = ("docker", "podman")
-
-
-def loaded_image_sizes(
-    records: Iterable[ImageRecord],
-    profiles: Mapping[str, Profile],
-    system: str,
-    fingerprints: Mapping[str, str],
-) -> dict[str, int]:
-    """The loaded image size per profile, from loads of exactly this definition.
-
-    One profile can have several such records (docker and podman, several --tag
-    references), and their sizes differ (each engine counts its own way). The one
-    shown must not depend on the order of the state file: the record for the
-    profile's own reference wins, then docker over podman, then the first reference
-    and engine by name.
-    """
-    best: dict[str, tuple[tuple[bool, int, str, str], int]] = {}
-    for rec in records:
-        profile = profiles.get(rec.profile)
-        if profile is None or rec.system != system:
-            continue
-        if rec.fingerprint != fingerprints.get(rec.profile):
-            continue
-        engine_rank = (
-            ENGINE_PREFERENCE.index(rec.engine)
-            if rec.engine in ENGINE_PREFERENCE
-            else len(ENGINE_PREFERENCE)
-        )
-        rank = (rec.reference != profile.image.reference, engine_rank, rec.reference, rec.engine)
-        if rec.profile not in best or rank < best[rec.profile][0]:
-            best[rec.profile] = (rank, rec.size)
-    return {name: size for name, (_, size) in sorted(best.items())}
-
-
 def size_report(
     project: Project,
     names: Sequence[str],
@@ -107,6 +75,10 @@ def size_report(
     on_log: Callable[[str], None] | None = None,
 ) -> SizeReport:
     check_system(project, options.system)
+    # The inputs' key before anything is read: recorded with the answer only when it
+    # is the same afterwards (nothing was edited meanwhile), see rpbuild/memo.py.
+    request = memo.sizes_request(names, options.system)
+    before = memo.input_key(project, request, options.nix.overrides)
     with locked(project, notify):
         prepared = prepare(project, notify)
         profiles = prepared.profiles
@@ -191,8 +163,9 @@ def size_report(
                 build_missing(stale)
 
         state, _ = load_state(project.state_dir / "state.json")
+        references = {name: profiles[name].image.reference for name in measured}
         image_sizes = loaded_image_sizes(
-            state.images.values(), profiles, options.system, fingerprints
+            state.images.values(), references, options.system, fingerprints
         )
         inputs = [
             ProfileInput(
@@ -205,4 +178,21 @@ def size_report(
             for name in measured
         ]
         report = compute_report(options.system, infos, inputs, nix_version=str(nix.nix_version()))
-    return replace(report, profiles=tuple(p for p in report.profiles if p.name in selected))
+    after = memo.input_key(project, request, options.nix.overrides)
+    memo.remember_sizes(
+        project,
+        before if before == after else None,
+        selected,
+        (
+            {
+                "name": i.name,
+                "packages": [list(pkg) for pkg in i.packages],
+                "extends": i.extends,
+                "budget": i.budget,
+                "reference": references[i.name],
+                "fingerprint": fingerprints[i.name],
+            }
+            for i in inputs
+        ),
+    )
+    return select_profiles(report, selected)

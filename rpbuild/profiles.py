@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import ProfileError
+from rpbuild.fsutil import profile_files
 
 SOURCES = ("nixpkgs", "rosenpass")
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
@@ -550,15 +551,6 @@ def with_rosenpass_source(profiles: Mapping[str, Profile], source: str) -> dict[
             )
         out[name] = replace(profile, packages=tuple(packages))
     return out
-
-
-def profile_files(directory: Path) -> list[Path]:
-    """The profile files in a directory, sorted; hidden files are not profiles.
-
-    Editors leave dot-files next to the file being edited (Emacs's `.#minimal.toml`
-    lock symlinks, often dangling); they must not break every command meanwhile.
-    """
-    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
 
 
 def load_profiles(directory: Path) -> dict[str, Profile]:

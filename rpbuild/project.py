@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rpbuild.errors import ProjectError
-from rpbuild.profiles import Profile, load_profiles, profile_files, with_rosenpass_source
+from rpbuild.fsutil import profile_files
+
+if TYPE_CHECKING:
+    from rpbuild.profiles import Profile
 
 SETTINGS_FILE = "rpbuild.toml"
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
@@ -55,6 +58,8 @@ class Project:
 
     def load_profiles(self) -> dict[str, Profile]:
         """The project's profiles, with rosenpass from the source its settings name."""
+        from rpbuild.profiles import load_profiles, with_rosenpass_source
+
         return with_rosenpass_source(
             load_profiles(self.profiles_dir), self.settings.rosenpass_source
         )
@@ -103,6 +108,8 @@ def _load_settings(root: Path) -> Settings:
         return Settings()
     if path.is_dir():
         raise ProjectError(f"{path}: a directory; rpbuild.toml must be a TOML file of settings")
+    import tomllib  # only for projects that have settings: the repeat runs count it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -244,3 +245,34 @@ def test_rosenpass_from_nixpkgs_shares_the_images_one_libc(
     assert len(libc_copies(closure)) == copies, libc_copies(closure)
     names = {p["name"] for p in minimal["packages"]}
     assert ("rosenpass-tools" in names) == (source == "nixpkgs")
+
+
+def test_a_repeat_run_makes_only_the_path_info_call_and_says_the_same(
+    rpbuild: RunCli, project: Path, tmp_path: Path
+) -> None:
+    """Everything built: the second `rpbuild sizes` is the one `nix path-info` call
+    (rpbuild/memo.py), with the same report; an edited profile is measured in full."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    log = tmp_path / "nix-calls.log"
+    real = shutil.which("nix")
+    assert real is not None
+    (shim / "nix").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (shim / "nix").chmod(0o755)
+    env = {"PATH": f"{shim}:{os.environ['PATH']}"}
+
+    def run() -> tuple[str, list[str]]:
+        log.unlink(missing_ok=True)
+        result = rpbuild("sizes", "--json", *STANDIN_OVERRIDES, cwd=project, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout, log.read_text().splitlines() if log.exists() else []
+
+    full, _ = run()
+    again, calls = run()
+    assert again == full
+    assert len(calls) == 1 and " path-info " in f" {calls[0]} ", calls
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('budget = "110 MiB"', 'budget = "111 MiB"'))
+    edited, _ = run()  # not the recorded answer: the budget is part of the report
+    [mini] = [p for p in json.loads(edited)["profiles"] if p["name"] == "minimal"]
+    assert mini["budget"] == 111 * 1024 * 1024
