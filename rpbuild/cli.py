@@ -7,10 +7,8 @@ that `rpbuild --help` stays fast.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,12 +36,14 @@ app.add_typer(profiles_app, name="profiles")
 app.add_typer(lock_app, name="lock")
 
 
-@dataclass
 class Context:
-    project_dir: Path | None
-    verbose: bool
-    quiet: bool
-    _project: Project | None = None
+    """The root options; a plain class (no dataclasses import before the command runs)."""
+
+    def __init__(self, project_dir: Path | None, verbose: bool, quiet: bool) -> None:
+        self.project_dir = project_dir
+        self.verbose = verbose
+        self.quiet = quiet
+        self._project: Project | None = None
 
     def project(self) -> Project:
         from rpbuild.project import find_project
@@ -95,6 +95,8 @@ def _root(
 
 
 def _print_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
@@ -859,8 +861,10 @@ def main() -> None:
     # A shell without job control starts `rpbuild ... &` with SIGINT ignored; a SIGINT
     # sent to rpbuild must still stop it with its cleanup, as Ctrl-C does.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    argv = join_pairs(sys.argv[1:])
+    _keep_only_what_runs(argv)
     try:
-        code = app(args=join_pairs(sys.argv[1:]), prog_name="rpbuild", standalone_mode=False)
+        code = app(args=argv, prog_name="rpbuild", standalone_mode=False)
     except RpbuildError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
@@ -887,6 +891,70 @@ def main() -> None:
     if code == 130:  # Ctrl-C outside a child process: click turned it into exit 130
         sys.stderr.write("rpbuild: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command argv names (the first word after the root options), if any."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--project":
+            i += 2
+            continue
+        if arg == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None
+
+
+def _no_parameters() -> None:
+    """Stands in for a command in the root help, which shows names and summaries only."""
+
+
+def _keep_only_what_runs(argv: list[str]) -> None:
+    """Typer turns every command's signature into click parameters before it parses a
+    word (inspect.signature and type hints for each: about 10 ms, a fifth of `import
+    typer`). Only the command argv names is built; for the root help or a mistyped
+    command, the others keep their name and help but lose their parameters, which
+    that output does not show. tests/test_cli_help.py compares the outputs."""
+    import inspect
+
+    from typer.models import CommandInfo
+
+    word = _command_word(argv)
+    named = [
+        info for info in app.registered_commands if word is not None and word == _name_of(info)
+    ]
+    if named:
+        app.registered_commands[:] = named
+        app.registered_groups[:] = []
+        return
+    if word is not None and any(g.name == word for g in app.registered_groups):
+        app.registered_commands[:] = []
+        app.registered_groups[:] = [g for g in app.registered_groups if g.name == word]
+        return
+    app.registered_commands[:] = [
+        CommandInfo(
+            name=_name_of(info),
+            help=info.help if info.help is not None else inspect.getdoc(info.callback),
+            short_help=info.short_help,
+            epilog=info.epilog,
+            hidden=info.hidden,
+            deprecated=info.deprecated,
+            rich_help_panel=info.rich_help_panel,
+            callback=_no_parameters,
+        )
+        for info in app.registered_commands
+    ]
+
+
+def _name_of(info: Any) -> str:
+    """A command's name as typer derives it (the function's name, `_` as `-`)."""
+    if info.name:
+        return str(info.name)
+    return str(info.callback.__name__).lower().replace("_", "-")
 
 
 def _report(exc: RpbuildError) -> None:

@@ -99,6 +99,8 @@ def input_key(
 
     if not all(override_is_pinned(url) for _, url in overrides):
         return None
+    if overrides and not _plausible(project, overrides):
+        return None
     h = hashlib.sha256()
 
     def part(name: str, data: bytes) -> None:
@@ -121,6 +123,26 @@ def input_key(
     except OSError:
         return None
     return h.hexdigest()
+
+
+def _plausible(project: Project, overrides: Sequence[tuple[str, str]]) -> bool:
+    """Overrides the full path would accept: an input the lock has, a directory with a
+    flake.nix. Anything else is the full path's to refuse (by name), and is never
+    digested here: `--override-input typo path:/` must not hash the whole disk first."""
+    from rpbuild.state import local_path
+
+    try:
+        lock = json.loads(project.lock_path.read_bytes())
+        root = lock["nodes"][lock["root"]]["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for name, url in overrides:
+        if not isinstance(root, dict) or name.split("/", 1)[0] not in root:
+            return False
+        local = local_path(url)
+        if local is not None and not (local / "flake.nix").is_file():
+            return False
+    return True
 
 
 def _memo_path(project: Project) -> Path:

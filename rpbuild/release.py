@@ -409,12 +409,7 @@ def _verify(
 ) -> Verification:
     started = time.monotonic()
     reason = _rebuild_reason(installable, opts, on_log)
-    second_path = scratch / f"rebuild-{image.profile}-{image.system}.tar"
-    try:
-        second = registry.read_archive(registry.write_archive(Path(image.out_path), second_path))
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            second_path.unlink()
+    second = registry.stream_image(Path(image.out_path), scratch)
     if reason is None and second.image_id != image.archive.image_id:
         reason = (
             f"streamed again, the image changed: {image.archive.image_id} then {second.image_id}"
@@ -437,11 +432,14 @@ def build_and_verify(
     opts: nix.NixOptions,
     scratch: Path,
     *,
+    keep_archives: bool = True,
     notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> tuple[Prepared, list[BuiltImage]]:
     """Build each (profile, system), write its archive into scratch, and verify it.
 
+    Without keep_archives (nothing is pushed) no archive is written: the image ID and
+    config are read from the stream (registry.stream_image).
     All in one project lock: the staged flake must stay the one that was built
     until the rebuild has compared against it.
     """
@@ -465,15 +463,18 @@ def build_and_verify(
                 out = nix.build([installable], opts, on_log=on_log)[0].out
             except nix.ProfileEvalError as exc:
                 raise profile_error(prepared.profiles, exc) from None
-            archive_path = registry.write_archive(
-                Path(out), scratch / f"{profile_name}-{system}.tar"
-            )
+            if keep_archives:
+                archive = registry.read_archive(
+                    registry.write_archive(Path(out), scratch / f"{profile_name}-{system}.tar")
+                )
+            else:
+                archive = registry.stream_image(Path(out), scratch)
             image = BuiltImage(
                 profile=profile_name,
                 system=system,
                 out_path=out,
                 fingerprint=fingerprints[system][profile_name],
-                archive=registry.read_archive(archive_path),
+                archive=archive,
             )
             _check_architecture(image)
             notify(f"verifying {profile_name} for {system}: nix build --rebuild")
@@ -508,7 +509,13 @@ def verify(
     check_system(project, system)
     with tempfile.TemporaryDirectory(prefix="rpbuild-verify-") as tmp:
         _, images = build_and_verify(
-            project, [(profile, system)], opts, Path(tmp), notify=notify, on_log=on_log
+            project,
+            [(profile, system)],
+            opts,
+            Path(tmp),
+            keep_archives=False,
+            notify=notify,
+            on_log=on_log,
         )
     image = images[0]
     result = image.verification
@@ -947,7 +954,13 @@ def release(
         targets = [(profile, system) for profile in profiles for system in systems]
         with tempfile.TemporaryDirectory(prefix="rpbuild-release-") as tmp:
             _, images = build_and_verify(
-                project, targets, options.nix, Path(tmp), notify=notify, on_log=on_log
+                project,
+                targets,
+                options.nix,
+                Path(tmp),
+                keep_archives=options.push is not None,  # only a push needs the file
+                notify=notify,
+                on_log=on_log,
             )
             check_lock_unchanged(project, pinned.lock_bytes)
             failed = [i for i in images if not (i.verification and i.verification.reproducible)]

@@ -63,6 +63,17 @@ def test_the_request_and_local_overrides_change_the_key(project: Path, tmp_path:
     assert memo.input_key(proj, base, local) not in (first, None)
 
 
+@pytest.mark.parametrize(
+    "override",
+    [("nosuchinput", "path:/"), ("rosenpass", "path:/"), ("rosenpass", "path:/nonexistent")],
+)
+def test_an_override_the_full_path_refuses_is_never_digested(
+    project: Path, override: tuple[str, str]
+) -> None:
+    """No key, and fast: `--override-input typo path:/` must not hash the disk first."""
+    assert memo.input_key(find_project(project), {"command": "image"}, (override,)) is None
+
+
 def test_a_moving_override_has_no_key(project: Path) -> None:
     moving = (("rosenpass", "github:rosenpass/rosenpass"),)
     assert memo.input_key(find_project(project), {"command": "image"}, moving) is None
