@@ -538,6 +538,7 @@ def sizes(
     nix_opts = nix_options(override_input, builders, option)
     # A repeat run with everything built: the one `nix path-info` call.
     report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
+    repeat = report is not None
     if report is None:
         from rpbuild.build import BuildOptions
         from rpbuild.measure import size_report
@@ -567,6 +568,8 @@ def sizes(
             sys.stderr.write(f"rpbuild: error: {violation.message()}\n")
         if violations:
             raise CheckFailed(violations[0].message())
+    if repeat:
+        _exit_now()
 
 
 # --- release, verify, lock update ---------------------------------------------
@@ -820,7 +823,7 @@ def image(
                 _print_json(cached.as_dict())
             else:
                 views.image_result(sys.stdout, cached)
-            return
+            _exit_now()
     from rpbuild.build import BuildOptions, build_image
 
     opts = BuildOptions(
@@ -838,6 +841,21 @@ def image(
         _print_json(result.as_dict())
     else:
         views.image_result(sys.stdout, result)
+
+
+def _exit_now() -> None:
+    """End a repeat run that succeeded without the interpreter's teardown.
+
+    Tearing down the ~150 modules a typer CLI loads costs about 10 ms of CPU, a tenth
+    of an up-to-date `image` or `sizes` (bench/). Only these read-only paths take it:
+    everything they wrote is flushed or closed, they leave no temporary files, no
+    threads and no atexit work behind.
+    """
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _interrupt(signum: int, frame: object) -> None:
