@@ -28,6 +28,15 @@ VENV_BIN = REPO / ".venv" / "bin"
 RPBUILD = str(VENV_BIN / "rpbuild")
 VENV_PYTHON = str(VENV_BIN / "python")
 NIX_FLAGS = ["--extra-experimental-features", "nix-command flakes"]
+
+# The stand-in flakes build from host files, so nix's sandbox is off for the benchmarks'
+# nix calls (and their children's), as tests/conftest.py does for the tests; nothing
+# machine-wide is changed.
+_NIX_BENCH_CONFIG = "sandbox = false"
+if _NIX_BENCH_CONFIG not in os.environ.get("NIX_CONFIG", ""):
+    os.environ["NIX_CONFIG"] = "\n".join(
+        line for line in (os.environ.get("NIX_CONFIG", ""), _NIX_BENCH_CONFIG) if line
+    )
 NO_SUBSTITUTERS = ["--option", "substituters", ""]
 
 
