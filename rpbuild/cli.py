@@ -58,8 +58,13 @@ class Context:
         return Console(highlight=False, soft_wrap=True)
 
 
+#: Set once a command's body starts: a run that ends without one printed only help.
+_RAN: list[str] = []
+
+
 def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> Context:
     """The root options, merged with -q/-v given after the command name."""
+    _RAN.append(ctx.info_name or "?")
     obj = ctx.find_root().obj
     assert isinstance(obj, Context)
     obj.quiet = obj.quiet or quiet
@@ -156,6 +161,8 @@ def init(
 ) -> None:
     """Create a project (profiles, templates, flake.lock) from rpbuild's built-in defaults."""
     from rpbuild.project import init_project
+
+    _RAN.append("init")
 
     for path in init_project(directory):
         print(f"created {path}")
@@ -844,12 +851,12 @@ def image(
 
 
 def _exit_now() -> None:
-    """End a repeat run that succeeded without the interpreter's teardown.
+    """End a repeat run or a help that succeeded without the interpreter's teardown.
 
     Tearing down the ~150 modules a typer CLI loads costs about 10 ms of CPU, a tenth
-    of an up-to-date `image` or `sizes` (bench/). Only these read-only paths take it:
-    everything they wrote is flushed or closed, they leave no temporary files, no
-    threads and no atexit work behind.
+    of an up-to-date `image` or `sizes` (bench/). Only read-only paths take it (the
+    repeat runs, the help): everything they wrote is flushed or closed, they leave no
+    temporary files, no threads and no atexit work behind.
     """
     import os
 
@@ -897,7 +904,7 @@ def main() -> None:
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rpbuild`: the help
             sys.stdout.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
-            sys.exit(0)
+            _exit_now()
         message = _usage_error(exc)
         if message is None:
             if type(exc).__name__ == "Abort":
@@ -908,6 +915,8 @@ def main() -> None:
         sys.exit(2)
     if code == 130:  # Ctrl-C outside a child process: click turned it into exit 130
         sys.stderr.write("rpbuild: interrupted\n")
+    if code in (0, None) and not _RAN:  # only help was printed: nothing to tear down
+        _exit_now()
     sys.exit(code if isinstance(code, int) else 0)
 
 
