@@ -7,7 +7,7 @@ header"), so each pushed image is streamed once into a temporary archive. Verify
 rebuild reads its stream through tar and writes nothing of it; a release without --push
 (and `rpbuild verify`) writes no archive at all. This measures both against the image's
 uncompressed size (the length of its stream), with a real registry (docker-registry on
-127.0.0.1, storage in a temporary directory).
+127.0.0.1, storage in a temporary directory). No Docker engine is involved.
 
 Bytes written: write_bytes of /proc/self/io around each `rpbuild release` (rpbuild, nix,
 dd, tar and skopeo are reaped children, so their I/O is included). The registry's own
@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _common import (
+    NIX_FLAGS,
     RPBUILD,
     Result,
     Stats,
@@ -45,7 +46,6 @@ from _common import (
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 PROFILE = "with-wireguard"
-TAG = "rpbuild-bench:release"
 GIT = ["git", "-c", "user.name=rpbuild bench", "-c", "user.email=bench@rpbuild.invalid"]
 
 
@@ -59,6 +59,7 @@ def _free_port() -> int:
 def registry(root: Path) -> Iterator[tuple[str, int]]:
     """docker-registry on 127.0.0.1 (plain HTTP): its host:port and its pid."""
     port = _free_port()
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\n"
@@ -111,13 +112,13 @@ def main() -> int:
         run([*GIT, "-C", str(project), "add", "-A"])
         run([*GIT, "-C", str(project), "commit", "-q", "-m", "bench project"])
 
+        # The image's size: the length of its stream (built by nix from the rendered flake;
+        # the release's own build differs only by its fingerprint label).
+        installable = f"path:{project}#packages.x86_64-linux.{PROFILE}"
         built = json.loads(
-            run(
-                [RPBUILD, "image", "--profile", PROFILE, "--tag", TAG, "--json", *overrides],
-                cwd=project,
-            ).stdout
-        )
-        stream = subprocess.run([built["out_path"]], capture_output=True, check=True).stdout
+            run(["nix", *NIX_FLAGS, "build", "--no-link", "--json", installable, *overrides]).stdout
+        )[0]["outputs"]["out"]
+        stream = subprocess.run([built], capture_output=True, check=True).stdout
         image_bytes = len(stream)
         print(f"image {PROFILE}: stream (uncompressed archive) {mib(image_bytes)}")
 
@@ -168,7 +169,6 @@ def main() -> int:
         )
         return 0
     finally:
-        subprocess.run(["docker", "image", "rm", "--force", TAG], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
