@@ -209,7 +209,7 @@ def _verbose_once(argv: Sequence[str], *, cwd: Path | None = None) -> list[Step]
         if m is None:
             continue
         if m.group(1) == "running":
-            label = "python start-up + imports + render" if not steps else "python between"
+            label = "python start-up, imports, own work" if not steps else "python between"
             steps.append(Step(label, at - last))
             begun = (at, m.group(2))
         elif begun is not None:
