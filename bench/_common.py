@@ -28,6 +28,15 @@ VENV_BIN = REPO / ".venv" / "bin"
 RPBUILD = str(VENV_BIN / "rpbuild")
 VENV_PYTHON = str(VENV_BIN / "python")
 NIX_FLAGS = ["--extra-experimental-features", "nix-command flakes"]
+
+# The stand-in flakes build from host files, so nix's sandbox is off for the benchmarks'
+# nix calls (and their children's), as tests/conftest.py does for the tests; nothing
+# machine-wide is changed.
+_NIX_BENCH_CONFIG = "sandbox = false"
+if _NIX_BENCH_CONFIG not in os.environ.get("NIX_CONFIG", ""):
+    os.environ["NIX_CONFIG"] = "\n".join(
+        line for line in (os.environ.get("NIX_CONFIG", ""), _NIX_BENCH_CONFIG) if line
+    )
 NO_SUBSTITUTERS = ["--option", "substituters", ""]
 
 
@@ -49,18 +58,23 @@ class Stats:
 
 @dataclass(frozen=True)
 class Result:
-    """One benchmark's verdict, as bench/run_all.py collects it (one JSON line)."""
+    """One benchmark's verdict, as bench/run_all.py collects it (one JSON line).
+
+    baseline is what the target compares with: the floor program for the repeat runs,
+    `import typer` for --help, the plain nix commands for the changed path.
+    """
 
     name: str
     command: str
     ours: Stats
     baseline: Stats
+    baseline_name: str
     ratio: float
     target: str
-    met: bool
+    met: bool | None  # None: measured and reported, no target
     notes: tuple[str, ...] = ()
-    #: The ratio a program doing only the unavoidable (see floor_run) would reach.
-    best_possible: float | None = None
+    ours_bytes: int | None = None  # bytes written to disk per run, when measured
+    baseline_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,13 +82,15 @@ class Result:
             "command": self.command,
             "ours_median_s": round(self.ours.median, 4),
             "ours_min_s": round(self.ours.min, 4),
+            "baseline": self.baseline_name,
             "baseline_median_s": round(self.baseline.median, 4),
             "baseline_min_s": round(self.baseline.min, 4),
             "ratio": round(self.ratio, 2),
             "target": self.target,
             "met": self.met,
             "notes": list(self.notes),
-            "best_possible": None if self.best_possible is None else round(self.best_possible, 2),
+            "ours_bytes": self.ours_bytes,
+            "baseline_bytes": self.baseline_bytes,
         }
 
 
@@ -115,24 +131,15 @@ def timed(
     return time.perf_counter() - started
 
 
-#: The least a Python program doing rpbuild's job can do: start, import what running a
-#: command and reading its JSON takes, run the one command, and parse what it printed.
-FLOOR_PROGRAM = (
-    "import json, subprocess, sys; "
-    "json.loads(subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout)"
-)
+HERE = Path(__file__).resolve().parent
 
 
-def floor_run(unavoidable: Sequence[str], *, cwd: Path | None = None) -> float:
-    """Seconds of FLOOR_PROGRAM running the one command rpbuild cannot skip (the engine's
-    inspect, nix's path-info), in the venv's Python.
-
-    No Python program that makes that call and reads its answer can be faster, so this
-    bounds the ratio a target can ask of rpbuild on this machine, whatever rpbuild does.
-    """
-    started = time.perf_counter()
-    run([VENV_PYTHON, "-c", FLOOR_PROGRAM, *unavoidable], cwd=cwd)
-    return time.perf_counter() - started
+def floor_run(program: str, *args: str, cwd: Path | None = None) -> float:
+    """Seconds of one floor program (bench/floor_image.py, bench/floor_sizes.py) in the
+    venv's Python: the least program doing the job with the parts rpbuild must use
+    (Python, typer, the one engine or nix call, parsing its answer). The targets are
+    ratios to it, timed in the same interleaved loop as rpbuild."""
+    return timed([VENV_PYTHON, str(HERE / program), *args], cwd=cwd)
 
 
 @contextlib.contextmanager
@@ -202,7 +209,7 @@ def _verbose_once(argv: Sequence[str], *, cwd: Path | None = None) -> list[Step]
         if m is None:
             continue
         if m.group(1) == "running":
-            label = "python start-up + imports + render" if not steps else "python between"
+            label = "python start-up, imports, own work" if not steps else "python between"
             steps.append(Step(label, at - last))
             begun = (at, m.group(2))
         elif begun is not None:
@@ -315,3 +322,46 @@ def machine() -> dict[str, str]:
 
 def verdict(met: bool) -> str:
     return "MET" if met else "NOT MET"
+
+
+def written_bytes() -> int:
+    """write_bytes of /proc/self/io: what this process and every child (and their
+    children) it has waited for caused to be written to storage. A child's I/O is added
+    to its parent's when the parent reaps it, so the difference around a run is what
+    that run's processes wrote."""
+    return _io_field(Path("/proc/self/io"), "write_bytes")
+
+
+def _io_field(path: Path, field: str) -> int:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition(":")
+        if key == field:
+            return int(value)
+    raise SystemExit(f"bench: no {field} in {path}")
+
+
+def daemon_pids(names: Sequence[str] = ("dockerd", "containerd")) -> list[int]:
+    """The engine's daemons: `docker load` is written by them, not by its client."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            if comm in names:
+                pids.append(int(entry.name))
+    return pids
+
+
+def daemon_written(pids: Sequence[int]) -> int:
+    """write_bytes of the engine's daemons, summed (root can read their /proc/PID/io)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # the daemon went away
+            total += _io_field(Path(f"/proc/{pid}/io"), "write_bytes")
+    return total
+
+
+def mib(n: float) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB"

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Up-to-date `rpbuild image` against `nix build && docker load` of the same ~100 MB image.
+"""Up-to-date `rpbuild image` against its floor (bench/floor_image.py), and against
+`nix build && docker load` of the same ~100 MB image.
 
-Why: the point of rpbuild's fingerprint is that a CI job which runs `rpbuild image` on every
-push pays almost nothing when nothing changed, while the naive job (`nix build` finds the
-image already built, but the stream is still piped into `docker load`) re-reads and re-hashes
-the whole image every time. Target: the naive path takes at least 20x as long.
+Why: a CI job or a shell runs `rpbuild image` again and again; when nothing changed it
+should cost what the least program doing the job with the same parts costs: Python,
+`import typer`, one `docker image inspect` and parsing it. Target: rpbuild at most 1.3x
+that floor (medians). The naive job (`nix build` finds the image built, but the stream
+is still piped into `docker load`) is shown for scale.
 
-Both sides run in the same invocation, interleaved, on a throwaway project whose profile
+All three run in the same invocation, interleaved, on a throwaway project whose profile
 `bench` is `minimal` plus the stand-in nixpkgs' 100 MiB `bigPayload`. The naive side builds
 a copy of the very flake rpbuild staged, so both produce the same store path and image ID.
 Cleans up its temporary directory and the rpbuild-bench:bench image.
@@ -40,7 +42,7 @@ from _common import (
     verdict,
 )
 
-TARGET = 20.0
+TARGET = 1.3
 REFERENCE = "rpbuild-bench:bench"
 SYSTEM = "x86_64-linux"
 BENCH_PROFILE = """\
@@ -117,9 +119,8 @@ def main() -> int:
         b_build: list[float] = []
         b_load: list[float] = []
         floor: list[float] = []
-        inspect = ["docker", "image", "inspect", REFERENCE]
         for _ in range(args.runs):
-            floor.append(floor_run(inspect))
+            floor.append(floor_run("floor_image.py", REFERENCE))
             t0 = time.perf_counter()
             out = run(ours, cwd=project).stdout
             a.append(time.perf_counter() - t0)
@@ -131,20 +132,15 @@ def main() -> int:
             b_load.append(nl)
 
         sa, sb, sf = Stats(tuple(a)), Stats(tuple(b)), Stats(tuple(floor))
-        ratio = sb.median / sa.median
-        met = ratio >= TARGET
-        best = sb.median / sf.median
+        ratio = sa.median / sf.median
+        met = ratio <= TARGET
         print(f"\n(a) rpbuild image --profile bench (up to date)  {sa.show()}")
+        print(f"(f) floor: python, import typer, inspect, parse {sf.show()}")
+        print(f"ratio (a)/(f), medians: {ratio:.2f}x   target <= {TARGET}x: {verdict(met)}")
         print(f"(b) nix build --json && OUT | docker load      {sb.show()}")
         print(f"      of which nix build (already built)        {Stats(tuple(b_build)).show()}")
         print(f"      of which OUT | docker load                {Stats(tuple(b_load)).show()}")
-        print(f"ratio (b)/(a), medians: {ratio:.1f}x   target >= {TARGET:.0f}x: {verdict(met)}")
-        print(f"(f) python: import, docker image inspect, parse {sf.show()}")
-        print(
-            f"best possible (b)/(f): {best:.1f}x: the most any Python program that asks the "
-            "engine's CLI once and reads the answer could reach here"
-        )
-
+        print(f"(b)/(a), medians: {sb.median / sa.median:.1f}x (for scale)")
         print(
             "\nwhere the up-to-date `rpbuild -v image --profile bench` spends its time "
             "(median of 5 runs):"
@@ -155,20 +151,17 @@ def main() -> int:
         emit(
             Result(
                 name="image_uptodate",
-                command="rpbuild image --profile bench (up to date) vs "
-                "nix build --json && OUT | docker load (~100 MB image)",
+                command="rpbuild image --profile bench (up to date) vs bench/floor_image.py",
                 ours=sa,
-                baseline=sb,
+                baseline=sf,
+                baseline_name="floor: python + import typer + docker image inspect + parse",
                 ratio=ratio,
-                target=f">= {TARGET:.0f}x",
+                target=f"<= {TARGET}x floor",
                 met=met,
                 notes=(
-                    f"naive nix build {Stats(tuple(b_build)).median * 1000:.0f} ms + "
-                    f"docker load {Stats(tuple(b_load)).median * 1000:.0f} ms",
-                    f"python importing json and subprocess, docker image inspect, parsing: "
-                    f"{sf.median * 1000:.0f} ms",
+                    f"nix build && docker load of the same image: {sb.median * 1000:.0f} ms "
+                    f"({sb.median / sa.median:.1f}x rpbuild)",
                 ),
-                best_possible=best,
             )
         )
         return 0

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
+from rpbuild import TEMPLATE_VERSION, __version__, lockfile, memo, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
 from rpbuild.fsutil import is_stream_script, write_if_changed
-from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
+from rpbuild.memo import ImageResult
+from rpbuild.profiles import Profile, display_path, image_reference, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
@@ -37,7 +38,7 @@ from rpbuild.state import (
     save_state,
 )
 
-FINGERPRINT_LABEL = "dev.rpbuild.fingerprint"
+FINGERPRINT_LABEL = memo.FINGERPRINT_LABEL
 BUILD_INFO = "rpbuild-build.json"
 
 Notify = Callable[[str], None]
@@ -54,36 +55,6 @@ class BuildOptions:
     tag: str | None = None
     force: bool = False
     nix: nix.NixOptions = field(default_factory=nix.NixOptions)
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    profile: str
-    system: str
-    engine: str
-    reference: str
-    image_id: str
-    size: int
-    seconds: float
-    up_to_date: bool
-    fingerprint: str
-    out_path: str
-    rendered: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "system": self.system,
-            "engine": self.engine,
-            "reference": self.reference,
-            "image_id": self.image_id,
-            "size": self.size,
-            "seconds": round(self.seconds, 3),
-            "up_to_date": self.up_to_date,
-            "fingerprint": self.fingerprint,
-            "out_path": self.out_path,
-            "rendered": self.rendered,
-        }
 
 
 @dataclass(frozen=True)
@@ -184,7 +155,7 @@ def _render_inputs(project: Project, profiles: Mapping[str, Profile]) -> dict[st
 
 def prepare(project: Project, notify: Notify = quiet) -> Prepared:
     """Load profiles, re-render flake.nix when stale, and read the lock."""
-    profiles = load_profiles(project.profiles_dir)
+    profiles = project.load_profiles()
     lock_path = project.require_lock()
     lock_bytes = lock_path.read_bytes()
     lock = lockfile.check(lock_path, lock_bytes)
@@ -266,7 +237,28 @@ def build_image(
     notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> ImageResult:
-    """Build one profile's image and load it, unless the engine already holds it."""
+    """Build one profile's image and load it, unless the engine already holds it.
+
+    The answer is recorded for repeat runs (rpbuild/memo.py) under the key of the
+    inputs as they were before and still are after: an edit meanwhile records nothing.
+    """
+    request = memo.image_request(profile_name, options.system, options.engine, options.tag)
+    before = memo.input_key(project, request, options.nix.overrides)
+    result = _build_image(project, profile_name, options, notify=notify, on_log=on_log)
+    if before is not None and before == memo.input_key(project, request, options.nix.overrides):
+        binary = engines.detect(options.engine).binary
+        memo.remember_image(project, before, result, binary)
+    return result
+
+
+def _build_image(
+    project: Project,
+    profile_name: str,
+    options: BuildOptions,
+    *,
+    notify: Notify = quiet,
+    on_log: Callable[[str], None] | None = None,
+) -> ImageResult:
     started = time.monotonic()
     check_system(project, options.system)
     with locked(project, notify):

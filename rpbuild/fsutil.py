@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
 
     A failure names the target, never the temporary file (which is gone again).
     """
+    import tempfile  # not at the top: the read-only repeat runs never write
+
     payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)  # its errors name the directory
     try:
@@ -38,6 +39,16 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         if isinstance(exc, OSError) and exc.filename in (None, name):
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
+
+
+def profile_files(directory: Path) -> list[Path]:
+    """The profile files in a directory, sorted; hidden files are not profiles.
+
+    Editors leave dot-files next to the file being edited (Emacs's `.#minimal.toml`
+    lock symlinks, often dangling); they must not break every command meanwhile.
+    Here rather than in profiles.py: finding the project needs it, parsing them not.
+    """
+    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
 
 
 def is_stream_script(path: Path) -> bool:

@@ -3,13 +3,13 @@ measure every profile with a single `nix path-info` call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpbuild import nix
+from rpbuild import memo, nix
 from rpbuild.build import (
     BuildOptions,
     Notify,
@@ -26,9 +26,14 @@ from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.nix import PathInfo
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
-from rpbuild.sizes import ProfileInput, SizeReport, compute_report
+from rpbuild.sizes import (
+    ProfileInput,
+    SizeReport,
+    compute_report,
+    loaded_image_sizes,
+    select_profiles,
+)
 from rpbuild.state import (
-    ImageRecord,
     hash_parts,
     load_state,
     override_is_pinned,
@@ -62,42 +67,6 @@ def _in_profile_order(profile: Profile, contents: dict[str, str]) -> list[tuple[
     """nix gives the contents sorted by name; reports list them as the profile does."""
     order = {pkg.name: i for i, pkg in enumerate(profile.packages)}
     return sorted(contents.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
-
-
-# Engines in the order their record is preferred when one profile is loaded into both.
-ENGINE_PREFERENCE = ("docker", "podman")
-
-
-def loaded_image_sizes(
-    records: Iterable[ImageRecord],
-    profiles: Mapping[str, Profile],
-    system: str,
-    fingerprints: Mapping[str, str],
-) -> dict[str, int]:
-    """The loaded image size per profile, from loads of exactly this definition.
-
-    One profile can have several such records (docker and podman, several --tag
-    references), and their sizes differ (each engine counts its own way). The one
-    shown must not depend on the order of the state file: the record for the
-    profile's own reference wins, then docker over podman, then the first reference
-    and engine by name.
-    """
-    best: dict[str, tuple[tuple[bool, int, str, str], int]] = {}
-    for rec in records:
-        profile = profiles.get(rec.profile)
-        if profile is None or rec.system != system:
-            continue
-        if rec.fingerprint != fingerprints.get(rec.profile):
-            continue
-        engine_rank = (
-            ENGINE_PREFERENCE.index(rec.engine)
-            if rec.engine in ENGINE_PREFERENCE
-            else len(ENGINE_PREFERENCE)
-        )
-        rank = (rec.reference != profile.image.reference, engine_rank, rec.reference, rec.engine)
-        if rec.profile not in best or rank < best[rec.profile][0]:
-            best[rec.profile] = (rank, rec.size)
-    return {name: size for name, (_, size) in sorted(best.items())}
 
 
 @dataclass(frozen=True)
@@ -243,11 +212,16 @@ def size_report(
     notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> SizeReport:
+    # The inputs' key before anything is read: recorded with the answer only when it
+    # is the same afterwards (nothing was edited meanwhile), see rpbuild/memo.py.
+    request = memo.sizes_request(names, options.system)
+    before = memo.input_key(project, request, options.nix.overrides)
     with measuring(project, names, options, no_build=no_build, notify=notify, on_log=on_log) as m:
         profiles = m.prepared.profiles
         state, _ = load_state(project.state_dir / "state.json")
+        references = {name: profiles[name].image.reference for name in m.measured}
         image_sizes = loaded_image_sizes(
-            state.images.values(), profiles, options.system, m.fingerprints
+            state.images.values(), references, options.system, m.fingerprints
         )
         inputs = [
             ProfileInput(
@@ -260,4 +234,21 @@ def size_report(
             for name in m.measured
         ]
         report = compute_report(options.system, m.infos, inputs, nix_version=str(nix.nix_version()))
-    return replace(report, profiles=tuple(p for p in report.profiles if p.name in m.selected))
+    after = memo.input_key(project, request, options.nix.overrides)
+    memo.remember_sizes(
+        project,
+        before if before == after else None,
+        m.selected,
+        (
+            {
+                "name": i.name,
+                "packages": [list(pkg) for pkg in i.packages],
+                "extends": i.extends,
+                "budget": i.budget,
+                "reference": references[i.name],
+                "fingerprint": m.fingerprints[i.name],
+            }
+            for i in inputs
+        ),
+    )
+    return select_profiles(report, m.selected)

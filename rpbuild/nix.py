@@ -27,15 +27,17 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from rpbuild import process
 from rpbuild.errors import NixError, ToolMissing
 from rpbuild.fsutil import read_cache, write_cache
-from rpbuild.progress import BuildProgress, decode_stderr
 from rpbuild.units import store_name
+
+if TYPE_CHECKING:  # the log decoder is imported by a failure, not by every nix call
+    from rpbuild.progress import BuildProgress
 
 STORE_DIR = "/nix/store"
 TAIL_LINES = 25
@@ -745,6 +747,8 @@ def classify_failure(
     that cannot be fetched, and otherwise nix's last `error:` line. Messages are one
     line; log tails go to `stderr_tail`.
     """
+    from rpbuild.progress import decode_stderr
+
     opts = opts or NixOptions()
     progress = decode_stderr(stderr)
     lines = _error_lines(progress)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +22,25 @@ from typing import IO, TypeVar
 
 from rpbuild.errors import CommandError, Interrupted
 
-log = logging.getLogger("rpbuild.process")
+# `rpbuild -v` logs every command; a flag, not the logging package, which costs the
+# up-to-date paths a few milliseconds to import (bench/).
+_verbose = False
+
+
+def set_verbose(on: bool) -> None:
+    global _verbose
+    _verbose = on
+
+
+def verbose() -> bool:
+    return _verbose
+
+
+def _log(message: str) -> None:
+    if _verbose:
+        sys.stderr.write(f"rpbuild: {message}\n")
+        sys.stderr.flush()
+
 
 TAIL_LINES = 25
 E = TypeVar("E", bound=CommandError)
@@ -138,7 +156,7 @@ def run(
     commands that wait on something else (`docker-compose up` on a healthcheck).
     """
     what = what or Path(argv[0]).name
-    log.debug("running: %s", shlex.join(argv))
+    _log(f"running: {shlex.join(argv)}")
     full_env = None if env is None else {**os.environ, **env}
     proc = _spawn(argv, subprocess.DEVNULL, what=what, error=error, hint=hint, env=full_env)
     out: list[str] = []
@@ -169,7 +187,7 @@ def run(
             hint=hint,
         ) from None
     result = Result(argv=argv, returncode=code, stdout="".join(out), stderr="".join(err))
-    log.debug("exit %d: %s", code, shlex.join(argv))
+    _log(f"exit {code}: {shlex.join(argv)}")
     if check and code != 0:
         raise _fail(error, what, argv, code, result.stderr, hint)
     return result
@@ -188,7 +206,7 @@ def pipe(
     Both sides are checked: a producer that dies half-way must not pass for a
     consumer that loaded a truncated stream.
     """
-    log.debug("running: %s | %s", shlex.join(producer), shlex.join(consumer))
+    _log(f"running: {shlex.join(producer)} | {shlex.join(consumer)}")
     prod = _spawn(producer, subprocess.DEVNULL, what=what, error=error)
     assert prod.stdout is not None and prod.stderr is not None
     try:

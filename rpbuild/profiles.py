@@ -11,12 +11,13 @@ import errno
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import ProfileError
+from rpbuild.fsutil import profile_files
 
 SOURCES = ("nixpkgs", "rosenpass")
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
@@ -110,9 +111,22 @@ class Profile:
     # not from a second read that an edit in between could make disagree.
     source: bytes = field(default=b"", repr=False, compare=False)
 
+    @property
+    def rosenpass(self) -> dict[str, str] | None:
+        """Which package is rosenpass itself and where it comes from ("flake" or
+        "nixpkgs"): the flake template takes the image's version and revision labels
+        from it. None when the profile has no rosenpass."""
+        for p in self.packages:
+            if p.source == "rosenpass":
+                return {"package": p.name, "source": "flake"}
+            if p.source == "nixpkgs" and p.attr == NIXPKGS_ROSENPASS:
+                return {"package": p.name, "source": "nixpkgs"}
+        return None
+
     def spec(self) -> dict[str, Any]:
         """The data the flake template hands to Nix (through builtins.fromJSON)."""
         return {
+            "rosenpass": self.rosenpass,
             "description": self.description,
             "image": {
                 "name": self.image.name,
@@ -485,13 +499,58 @@ def _resolve(
     return profile
 
 
-def profile_files(directory: Path) -> list[Path]:
-    """The profile files in a directory, sorted; hidden files are not profiles.
+#: nixpkgs' attributes for rosenpass (the daemon) and rosenpass-tools (`rp`, wrapped with
+#: the tools it runs); the flake's `rosenpass` package holds both programs.
+NIXPKGS_ROSENPASS = ("rosenpass",)
+NIXPKGS_ROSENPASS_TOOLS = ("rosenpass-tools",)
+#: The rosenpass flake outputs that nixpkgs' two packages stand for.
+_FLAKE_ROSENPASS_ATTRS = (("rosenpass",), ("default",))
 
-    Editors leave dot-files next to the file being edited (Emacs's `.#minimal.toml`
-    lock symlinks, often dangling); they must not break every command meanwhile.
+
+def with_rosenpass_source(profiles: Mapping[str, Profile], source: str) -> dict[str, Profile]:
+    """The profiles with rosenpass taken from `source` (rpbuild.toml's rosenpass_source).
+
+    With "nixpkgs", a package from the rosenpass flake becomes nixpkgs' `rosenpass` plus a
+    `rosenpass-tools` package next to it (rp lives there): the profile then says exactly
+    what the image holds, in `rpbuild profiles`, `sizes` and the rendered flake alike.
     """
-    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
+    if source == "flake":
+        return dict(profiles)
+    out: dict[str, Profile] = {}
+    for name, profile in profiles.items():
+        packages: list[Package] = []
+        for pkg in profile.packages:
+            if pkg.source != "rosenpass":
+                packages.append(pkg)
+                continue
+            origin = profiles[pkg.origin].path if pkg.origin in profiles else profile.path
+            where = f"{_display(origin)}: package '{pkg.name}'"
+            if pkg.attr not in _FLAKE_ROSENPASS_ATTRS:
+                raise ProfileError(
+                    f"{where}: the rosenpass flake's '{pkg.attr_path}' has no counterpart in "
+                    "nixpkgs (rpbuild.toml: rosenpass_source = 'nixpkgs'); set "
+                    "rosenpass_source = 'flake' to take it from the rosenpass flake"
+                )
+            tools = f"{pkg.name}-tools"
+            if any(p.name == tools for p in profile.packages):
+                raise ProfileError(
+                    f"{where}: with rosenpass_source = 'nixpkgs' rpbuild adds a package "
+                    f"'{tools}' (nixpkgs' rosenpass-tools, which holds rp), and the profile "
+                    "already has one; rename it"
+                )
+            packages.append(replace(pkg, source="nixpkgs", attr=NIXPKGS_ROSENPASS))
+            packages.append(
+                replace(
+                    pkg,
+                    name=tools,
+                    source="nixpkgs",
+                    attr=NIXPKGS_ROSENPASS_TOOLS,
+                    description="rp, the script that drives rosenpass and WireGuard "
+                    "(nixpkgs' rosenpass-tools)",
+                )
+            )
+        out[name] = replace(profile, packages=tuple(packages))
+    return out
 
 
 def load_profiles(directory: Path) -> dict[str, Profile]:

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rpbuild.errors import ProjectError
-from rpbuild.profiles import profile_files
+from rpbuild.fsutil import profile_files
+
+if TYPE_CHECKING:
+    from rpbuild.profiles import Profile
 
 SETTINGS_FILE = "rpbuild.toml"
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
-_SETTINGS_KEYS = ("systems", "rosenpass_follows_nixpkgs")
+_SETTINGS_KEYS = ("systems", "rosenpass_source", "rosenpass_follows_nixpkgs")
+#: Where rosenpass and rp come from: nixpkgs' `rosenpass` and `rosenpass-tools` (built by
+#: Hydra, so a binary cache serves them, with the image's one glibc), or the rosenpass
+#: flake's `rosenpass` package (built from source on first use). See README.
+ROSENPASS_SOURCES = ("nixpkgs", "flake")
 
 
 def _package_data() -> Path:
@@ -32,6 +39,7 @@ def _package_data() -> Path:
 @dataclass(frozen=True)
 class Settings:
     systems: tuple[str, ...] = SYSTEMS
+    rosenpass_source: str = "nixpkgs"
     # Off by default: the pinned lock keeps rosenpass on the nixpkgs its authors
     # tested, at the price of a second glibc in the image (see README).
     rosenpass_follows_nixpkgs: bool = False
@@ -47,6 +55,14 @@ class Project:
     state_dir: Path
     settings: Settings
     builtin: bool  # True outside a project: the packaged defaults
+
+    def load_profiles(self) -> dict[str, Profile]:
+        """The project's profiles, with rosenpass from the source its settings name."""
+        from rpbuild.profiles import load_profiles, with_rosenpass_source
+
+        return with_rosenpass_source(
+            load_profiles(self.profiles_dir), self.settings.rosenpass_source
+        )
 
     def require_lock(self) -> Path:
         """flake.lock, checked before nix runs: nix's own message would not name it."""
@@ -92,6 +108,8 @@ def _load_settings(root: Path) -> Settings:
         return Settings()
     if path.is_dir():
         raise ProjectError(f"{path}: a directory; rpbuild.toml must be a TOML file of settings")
+    import tomllib  # only for projects that have settings: the repeat runs count it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -111,7 +129,20 @@ def _load_settings(root: Path) -> Settings:
     follows = data.get("rosenpass_follows_nixpkgs", False)
     if not isinstance(follows, bool):
         raise ProjectError(f"{path}: rosenpass_follows_nixpkgs must be true or false")
-    return Settings(systems=tuple(systems), rosenpass_follows_nixpkgs=follows)
+    source = data.get("rosenpass_source", Settings.rosenpass_source)
+    if source not in ROSENPASS_SOURCES:
+        raise ProjectError(
+            f"{path}: rosenpass_source must be one of "
+            f"{', '.join(repr(s) for s in ROSENPASS_SOURCES)} (got {source!r})"
+        )
+    if follows and source != "flake":
+        raise ProjectError(
+            f"{path}: rosenpass_follows_nixpkgs applies only to rosenpass_source = 'flake' "
+            "(rosenpass from nixpkgs already shares the image's nixpkgs)"
+        )
+    return Settings(
+        systems=tuple(systems), rosenpass_source=str(source), rosenpass_follows_nixpkgs=follows
+    )
 
 
 def _state_home() -> Path:

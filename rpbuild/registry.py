@@ -1,9 +1,12 @@
 """Images in a registry, through skopeo; and image archives read as data.
 
 skopeo 1.9 cannot read a docker-archive from a pipe or FIFO (it opens the path
-twice: once to sniff compression, once to read the tar), so an image stream is
-written to a temporary file first, outside the nix store, and skopeo reads that
-file in place (an uncompressed, seekable archive is not copied again). A manifest
+twice: once to sniff compression, once to read the tar; `docker-archive:/dev/stdin`
+and a FIFO both fail with "archive/tar: invalid tar header", checked with 1.9.3), so
+an image stream that is pushed is written to a temporary file first, outside the nix
+store, and skopeo reads that file in place (an uncompressed, seekable archive is not
+copied again). Verifying a rebuild needs only the image ID: that stream is read
+through `tar` keeping its JSON members only (stream_image), nothing else written. A manifest
 list is written by hand and pushed with `skopeo copy --multi-arch index-only` from
 a `dir:` layout once its images are in the repository; `--preserve-digests` makes
 skopeo fail rather than push anything but the exact bytes whose digests the report
@@ -15,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,15 +188,23 @@ def read_archive(path: Path) -> ArchiveImage:
     """The image ID and config of a docker-archive (plain or gzipped), without any tool."""
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            manifest = json.loads(_member(tar, "manifest.json", path))
-            if not isinstance(manifest, list) or len(manifest) != 1:
-                raise ArchiveError(f"{path}: expected exactly one image in manifest.json")
-            entry = manifest[0]
-            config_bytes = _member(tar, str(entry["Config"]), path)
-            config = json.loads(config_bytes)
-            repo_tags = tuple(entry.get("RepoTags") or ())
-            if not isinstance(config, dict):
-                raise ArchiveError(f"{path}: the image config is not a JSON object")
+            return _image(path, lambda name: _member(tar, name, path))
+    except (OSError, tarfile.TarError) as exc:
+        raise ArchiveError(f"{path}: not a readable docker-archive: {exc}") from None
+
+
+def _image(path: Path, member: Callable[[str], bytes]) -> ArchiveImage:
+    """The image of a docker-archive whose members `member` reads by name."""
+    try:
+        manifest = json.loads(member("manifest.json"))
+        if not isinstance(manifest, list) or len(manifest) != 1:
+            raise ArchiveError(f"{path}: expected exactly one image in manifest.json")
+        entry = manifest[0]
+        config_bytes = member(str(entry["Config"]))
+        config = json.loads(config_bytes)
+        repo_tags = tuple(entry.get("RepoTags") or ())
+        if not isinstance(config, dict):
+            raise ArchiveError(f"{path}: the image config is not a JSON object")
     except (OSError, tarfile.TarError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArchiveError(f"{path}: not a readable docker-archive: {exc}") from None
     return ArchiveImage(
@@ -208,6 +220,34 @@ def _member(tar: tarfile.TarFile, name: str, path: Path) -> bytes:
     if fh is None:
         raise ArchiveError(f"{path}: {name} is not a file in the archive")
     return fh.read()
+
+
+def stream_image(out_path: Path, scratch: Path) -> ArchiveImage:
+    """The image ID and config of a build output, without writing its layers.
+
+    A stream script's output goes through `tar`, which keeps only the JSON members (the
+    manifest and the image config, a few KiB) in a directory under scratch: verifying a
+    rebuild then writes nothing of the image to disk. An archive is read in place.
+    """
+    if not _is_script(out_path):
+        return read_archive(out_path)
+    members = Path(tempfile.mkdtemp(prefix="stream-", dir=scratch))
+    try:
+        process.pipe(
+            [str(out_path)],
+            ["tar", "-x", "-f", "-", "-C", str(members), "--wildcards", "*.json"],
+            what=f"stream {out_path.name}",
+            error=ArchiveStreamError,
+        )
+
+        def member(name: str) -> bytes:
+            if "/" in name or name.startswith("."):
+                raise ArchiveError(f"{out_path}: unexpected member name {name!r}")
+            return (members / name).read_bytes()
+
+        return _image(out_path, member)
+    finally:
+        shutil.rmtree(members, ignore_errors=True)
 
 
 def write_archive(out_path: Path, dest: Path) -> Path:

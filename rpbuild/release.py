@@ -37,7 +37,7 @@ from rpbuild.build import (
 )
 from rpbuild.engine import normalise_id
 from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
-from rpbuild.profiles import load_profiles, select
+from rpbuild.profiles import select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
 from rpbuild.signing import Signing
@@ -202,6 +202,11 @@ class BuiltImage:
             "out_path": self.out_path,
             "fingerprint": self.fingerprint,
             "labels": self.archive.labels,
+            # Which rosenpass the image holds: from nixpkgs or the rosenpass flake.
+            "rosenpass": {
+                key: self.archive.labels.get(f"dev.rpbuild.rosenpass.{key}")
+                for key in ("source", "version", "rev")
+            },
             "verified": bool(verification and verification.reproducible),
             "verification": verification.as_dict() if verification else None,
         }
@@ -282,7 +287,7 @@ def check_pinned(project: Project, *, snapshot: bool) -> Pinned:
             f"{lock}: has uncommitted changes ({_listing(lock_changes)}); commit them or "
             "restore it with `git checkout -- flake.lock`"
         )
-    rendered = render_flake(project, load_profiles(project.profiles_dir))
+    rendered = render_flake(project, project.load_profiles())
     if diff_flake(project, rendered):
         raise ReleaseRefused(
             f"{project.flake_path}: `rpbuild render --check` fails: it is not what the "
@@ -408,12 +413,7 @@ def _verify(
 ) -> Verification:
     started = time.monotonic()
     reason = _rebuild_reason(installable, opts, on_log)
-    second_path = scratch / f"rebuild-{image.profile}-{image.system}.tar"
-    try:
-        second = registry.read_archive(registry.write_archive(Path(image.out_path), second_path))
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            second_path.unlink()
+    second = registry.stream_image(Path(image.out_path), scratch)
     if reason is None and second.image_id != image.archive.image_id:
         reason = (
             f"streamed again, the image changed: {image.archive.image_id} then {second.image_id}"
@@ -436,11 +436,14 @@ def build_and_verify(
     opts: nix.NixOptions,
     scratch: Path,
     *,
+    keep_archives: bool = True,
     notify: Notify = quiet,
     on_log: Callable[[str], None] | None = None,
 ) -> tuple[Prepared, list[BuiltImage]]:
     """Build each (profile, system), write its archive into scratch, and verify it.
 
+    Without keep_archives (nothing is pushed) no archive is written: the image ID and
+    config are read from the stream (registry.stream_image).
     All in one project lock: the staged flake must stay the one that was built
     until the rebuild has compared against it.
     """
@@ -464,15 +467,18 @@ def build_and_verify(
                 out = nix.build([installable], opts, on_log=on_log)[0].out
             except nix.ProfileEvalError as exc:
                 raise profile_error(prepared.profiles, exc) from None
-            archive_path = registry.write_archive(
-                Path(out), scratch / f"{profile_name}-{system}.tar"
-            )
+            if keep_archives:
+                archive = registry.read_archive(
+                    registry.write_archive(Path(out), scratch / f"{profile_name}-{system}.tar")
+                )
+            else:
+                archive = registry.stream_image(Path(out), scratch)
             image = BuiltImage(
                 profile=profile_name,
                 system=system,
                 out_path=out,
                 fingerprint=fingerprints[system][profile_name],
-                archive=registry.read_archive(archive_path),
+                archive=archive,
             )
             _check_architecture(image)
             notify(f"verifying {profile_name} for {system}: nix build --rebuild")
@@ -507,7 +513,13 @@ def verify(
     check_system(project, system)
     with tempfile.TemporaryDirectory(prefix="rpbuild-verify-") as tmp:
         _, images = build_and_verify(
-            project, [(profile, system)], opts, Path(tmp), notify=notify, on_log=on_log
+            project,
+            [(profile, system)],
+            opts,
+            Path(tmp),
+            keep_archives=False,
+            notify=notify,
+            on_log=on_log,
         )
     image = images[0]
     result = image.verification
@@ -749,14 +761,17 @@ def render_summary(
         "",
         "## Images",
         "",
-        "| Profile | System | Pushed as | Manifest digest | Image ID | Reproducible |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Profile | System | rosenpass | Pushed as | Manifest digest | Image ID | Reproducible |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for image in report["images"]:
         verification = image["verification"] or {}
         ok = "yes" if image["verified"] else f"no: {verification.get('reason') or '?'}"
+        rp = image.get("rosenpass") or {}
+        rosenpass = f"{rp.get('version') or '?'} from {rp.get('source') or '?'}"
         lines.append(
-            f"| {image['profile']} | {image['system']} | {_md_code(image['reference'])} "
+            f"| {image['profile']} | {image['system']} | {rosenpass} "
+            f"| {_md_code(image['reference'])} "
             f"| {_md_code(image['manifest_digest'])} | {_md_code(image['image_id'])} | {ok} |"
         )
     if report["tags"]:
@@ -882,7 +897,7 @@ def release(
     from rpbuild.measure import size_report
 
     started = now_utc()
-    profiles_all = load_profiles(project.profiles_dir)
+    profiles_all = project.load_profiles()
     profiles = list(dict.fromkeys(options.profiles)) or list(profiles_all)
     for name in profiles:
         select(profiles_all, name)
@@ -951,7 +966,13 @@ def release(
         targets = [(profile, system) for profile in profiles for system in systems]
         with tempfile.TemporaryDirectory(prefix="rpbuild-release-") as tmp:
             _, images = build_and_verify(
-                project, targets, options.nix, Path(tmp), notify=notify, on_log=on_log
+                project,
+                targets,
+                options.nix,
+                Path(tmp),
+                keep_archives=options.push is not None,  # only a push needs the file
+                notify=notify,
+                on_log=on_log,
             )
             check_lock_unchanged(project, pinned.lock_bytes)
             failed = [i for i in images if not (i.verification and i.verification.reproducible)]
@@ -1050,7 +1071,7 @@ def update_lock(
                 raise RpbuildError(
                     f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
                 )
-        if write_flake(project, render_flake(project, load_profiles(project.profiles_dir))):
+        if write_flake(project, render_flake(project, project.load_profiles())):
             notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
         project.state_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="lock-update-", dir=project.state_dir))

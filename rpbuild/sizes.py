@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rpbuild.errors import RpbuildError
-from rpbuild.nix import PathInfo
 from rpbuild.units import human, store_name
 
 if TYPE_CHECKING:  # rich is imported by the terminal renderers only (startup time)
     from rich.console import Console
     from rich.text import Text
+
+    from rpbuild.nix import PathInfo
+    from rpbuild.state import ImageRecord
 
 FORMAT = "rpbuild-sizes/1"
 """Value of the `format` key of a sizes file; bump it when the meaning of a key changes."""
@@ -234,6 +236,47 @@ def compute_report(
             )
         result.append(size)
     return SizeReport(system=system, profiles=tuple(result), nix_version=nix_version)
+
+
+def select_profiles(report: SizeReport, names: Sequence[str]) -> SizeReport:
+    """The report of the named profiles only (their parents were measured for the deltas)."""
+    return replace(report, profiles=tuple(p for p in report.profiles if p.name in names))
+
+
+# Engines in the order their record is preferred when one profile is loaded into both.
+ENGINE_PREFERENCE = ("docker", "podman")
+
+
+def loaded_image_sizes(
+    records: Iterable[ImageRecord],
+    references: Mapping[str, str],
+    system: str,
+    fingerprints: Mapping[str, str],
+) -> dict[str, int]:
+    """The loaded image size per profile, from loads of exactly this definition.
+
+    One profile can have several such records (docker and podman, several --tag
+    references), and their sizes differ (each engine counts its own way). The one
+    shown must not depend on the order of the state file: the record for the
+    profile's own reference (`references`: profile -> name:tag) wins, then docker over
+    podman, then the first reference and engine by name.
+    """
+    best: dict[str, tuple[tuple[bool, int, str, str], int]] = {}
+    for rec in records:
+        own = references.get(rec.profile)
+        if own is None or rec.system != system:
+            continue
+        if rec.fingerprint != fingerprints.get(rec.profile):
+            continue
+        engine_rank = (
+            ENGINE_PREFERENCE.index(rec.engine)
+            if rec.engine in ENGINE_PREFERENCE
+            else len(ENGINE_PREFERENCE)
+        )
+        rank = (rec.reference != own, engine_rank, rec.reference, rec.engine)
+        if rec.profile not in best or rank < best[rec.profile][0]:
+            best[rec.profile] = (rank, rec.size)
+    return {name: size for name, (_, size) in sorted(best.items())}
 
 
 def _compute_profile(prof: ProfileInput, closures: _Closures) -> ProfileSize:

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,8 +22,6 @@ from typing import Any
 from rpbuild import TEMPLATE_VERSION
 from rpbuild.errors import ProjectError
 from rpbuild.fsutil import atomic_write, read_cache, write_cache
-
-log = logging.getLogger("rpbuild.state")
 
 STATE_FORMAT = "rpbuild-state/1"
 FINGERPRINT_FORMAT = 1

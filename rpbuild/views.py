@@ -6,13 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from rpbuild.profiles import Profile
 from rpbuild.units import human
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rpbuild.build import ImageResult
+    from rpbuild.memo import ImageResult
+    from rpbuild.profiles import Profile
 
 
 def profiles_table(console: Console, profiles: Sequence[Profile]) -> None:

@@ -44,6 +44,17 @@ class Run:
     stderr: str
 
 
+#: Where the test projects take rosenpass from (rpbuild.toml's rosenpass_source): unset,
+#: rpbuild's default; CI runs the image, sizes, release and topology tests once more
+#: with the other source (.ci/test).
+ROSENPASS_SOURCE = os.environ.get("RPBUILD_TEST_ROSENPASS_SOURCE", "")
+
+
+def use_rosenpass_source(root: Path, source: str) -> None:
+    """Make a test project take rosenpass from `source` ("nixpkgs" or "flake")."""
+    (root / "rpbuild.toml").write_text(f'rosenpass_source = "{source}"\n', encoding="utf-8")
+
+
 def copy_project(parent: Path) -> Path:
     """A copy of this repository's project files under `parent`, free to edit."""
     root = parent / "project"
@@ -51,6 +62,8 @@ def copy_project(parent: Path) -> Path:
     for name in ("profiles", "templates"):
         shutil.copytree(REPO / name, root / name)
     shutil.copy2(REPO / "flake.lock", root / "flake.lock")
+    if ROSENPASS_SOURCE:
+        use_rosenpass_source(root, ROSENPASS_SOURCE)
     return root
 
 
@@ -109,12 +122,11 @@ def standin_nix_options() -> NixOptions:
 
 def render_project(root: Path) -> str:
     """Render flake.nix in a project copy and return its path: flake reference."""
-    from rpbuild.profiles import load_profiles
     from rpbuild.project import find_project
     from rpbuild.render import render_flake, write_flake
 
     proj = find_project(root)
-    write_flake(proj, render_flake(proj, load_profiles(proj.profiles_dir)))
+    write_flake(proj, render_flake(proj, proj.load_profiles()))
     return f"path:{root}"
 
 

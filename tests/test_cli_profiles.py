@@ -15,16 +15,25 @@ def test_profiles_table_and_json(rpbuild: RunCli, project: Path) -> None:
         assert word in table.stdout
     data = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)
     assert data["debug"]["chain"] == ["debug", "with-wireguard", "minimal"]
-    pkg = data["minimal"]["packages"][0]
+    # rosenpass from nixpkgs (the default rosenpass_source): rp comes in rosenpass-tools.
+    pkg, tools = data["minimal"]["packages"][:2]
     assert pkg == {
         "name": "rosenpass",
-        "source": "rosenpass",
+        "source": "nixpkgs",
         "attr": "rosenpass",
         "description": pkg["description"],
         "reason": pkg["reason"],
         "required": True,
         "from": "minimal",
     }
+    assert (tools["name"], tools["source"], tools["attr"]) == (
+        "rosenpass-tools",
+        "nixpkgs",
+        "rosenpass-tools",
+    )
+    (project / "rpbuild.toml").write_text('rosenpass_source = "flake"\n')
+    flake = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)["minimal"]["packages"]
+    assert (flake[0]["source"], flake[1]["name"]) == ("rosenpass", "coreutils-full")
     one = json.loads(rpbuild("profiles", "show", "with-wireguard", "--json", cwd=project).stdout)
     assert one["name"] == "with-wireguard"
     shown = rpbuild("profiles", "show", "debug", cwd=project)

@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, STANDIN_OVERRIDES, Run, RunCli, commit_all, git
+from tests.conftest import (
+    ROSENPASS_SOURCE,
+    STANDIN,
+    STANDIN_OVERRIDES,
+    Run,
+    RunCli,
+    commit_all,
+    git,
+    use_rosenpass_source,
+)
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]
 
@@ -98,6 +107,15 @@ def test_every_profile_builds_loads_and_runs(
     assert labels["dev.rpbuild.profile"] == profile
     for key in ("title", "description", "version", "revision", "source", "created"):
         assert labels[f"org.opencontainers.image.{key}"], key
+    # Which rosenpass the image holds, and from where (rpbuild.toml's rosenpass_source).
+    source = ROSENPASS_SOURCE or "nixpkgs"
+    assert labels["dev.rpbuild.rosenpass.source"] == source
+    assert labels["dev.rpbuild.rosenpass.version"] == "0.2.1-standin"
+    assert labels["org.opencontainers.image.version"] == "0.2.1-standin"
+    # nixpkgs fetched rosenpass at the tag v<version>; a path: flake has no revision.
+    revision = "v0.2.1-standin" if source == "nixpkgs" else "unknown"
+    assert labels["org.opencontainers.image.revision"] == revision
+    assert labels["dev.rpbuild.rosenpass.rev"] == revision
     assert inspect["Architecture"] == "amd64"
     (entry, *args), expected = RUN_CHECKS[profile]
     out = docker("run", "--rm", "--pull", "never", "--entrypoint", entry, tag, *args).stdout
@@ -553,6 +571,7 @@ def test_a_moving_override_is_asked_of_nix_and_a_local_one_is_known_from_anywher
     (the load is skipped when the build is the recorded one). A local checkout is the
     same input whichever relative path names it."""
     env, log = nix_shim
+    use_rosenpass_source(project, "flake")  # the image must depend on the rosenpass input
     repo = tmp_path / "rp-git"
     shutil.copytree(STANDIN / "rosenpass", repo)
     git(repo, "init", "-q")

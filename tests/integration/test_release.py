@@ -30,7 +30,7 @@ import pytest
 from rpbuild import release as rel
 from rpbuild.project import find_project
 from rpbuild.sizes import load_report_file
-from tests.conftest import STANDIN_OVERRIDES, RunCli, commit_all, git
+from tests.conftest import ROSENPASS_SOURCE, STANDIN_OVERRIDES, RunCli, commit_all, git
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -265,6 +265,10 @@ def test_release_all_profiles_two_systems_to_a_registry(
         assert info["Labels"]["dev.rpbuild.system"] == image["system"]
         assert info["Labels"]["dev.rpbuild.fingerprint"] == image["fingerprint"]
         assert sha256(raw(image["reference"], "--config")) == image["image_id"]
+        # Which rosenpass each image holds, from the labels: the default source unless
+        # the run asks for the other one (.ci/test runs both).
+        assert image["rosenpass"]["source"] == (ROSENPASS_SOURCE or "nixpkgs")
+        assert image["rosenpass"]["version"] == "0.2.1-standin"
 
     # Every tag: a manifest list of both architectures, byte for byte what the report says.
     tags = {t["reference"]: t for t in report["tags"]}
@@ -306,6 +310,7 @@ def test_release_all_profiles_two_systems_to_a_registry(
     assert "**debug**: new profile" in changes
     for image in images:
         assert image["manifest_digest"] in summary and image["image_id"] in summary
+        assert f"0.2.1-standin from {image['rosenpass']['source']}" in summary
 
     # Docker pulls the list and gets the amd64 image, the one the report names.
     ref = f"{push}:1.1.0"

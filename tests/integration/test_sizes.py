@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, STANDIN_OVERRIDES, RunCli
+from tests.conftest import STANDIN, STANDIN_OVERRIDES, RunCli, use_rosenpass_source
 
 pytestmark = pytest.mark.nix
 
@@ -224,3 +225,54 @@ def test_a_failed_builds_leftover_output_counts_as_not_built(
             assert errors[0].startswith(  # the build failure, naming the profile file
                 "rpbuild: error: profiles/broken.toml: build of rpbuild-test-failing-1 failed"
             )
+
+
+def libc_copies(paths: list[str]) -> list[str]:
+    """The store paths of a closure that hold a C library (lib/libc.so.6)."""
+    return sorted(p for p in paths if (Path(p) / "lib" / "libc.so.6").exists())
+
+
+@pytest.mark.parametrize(("source", "copies"), [("nixpkgs", 1), ("flake", 2)])
+def test_rosenpass_from_nixpkgs_shares_the_images_one_libc(
+    rpbuild: RunCli, project: Path, source: str, copies: int
+) -> None:
+    """The closure composition behind the default rosenpass_source: the rosenpass flake
+    brings its own nixpkgs and so its own libc; nixpkgs' rosenpass uses the image's."""
+    use_rosenpass_source(project, source)
+    minimal = by_name(sizes(rpbuild, project, "--profile", "minimal"))["minimal"]
+    roots = [pkg["path"] for pkg in minimal["packages"]]
+    closure = [i["path"] for i in path_info(*roots, recursive=True)]
+    assert len(libc_copies(closure)) == copies, libc_copies(closure)
+    names = {p["name"] for p in minimal["packages"]}
+    assert ("rosenpass-tools" in names) == (source == "nixpkgs")
+
+
+def test_a_repeat_run_makes_only_the_path_info_call_and_says_the_same(
+    rpbuild: RunCli, project: Path, tmp_path: Path
+) -> None:
+    """Everything built: the second `rpbuild sizes` is the one `nix path-info` call
+    (rpbuild/memo.py), with the same report; an edited profile is measured in full."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    log = tmp_path / "nix-calls.log"
+    real = shutil.which("nix")
+    assert real is not None
+    (shim / "nix").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (shim / "nix").chmod(0o755)
+    env = {"PATH": f"{shim}:{os.environ['PATH']}"}
+
+    def run() -> tuple[str, list[str]]:
+        log.unlink(missing_ok=True)
+        result = rpbuild("sizes", "--json", *STANDIN_OVERRIDES, cwd=project, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout, log.read_text().splitlines() if log.exists() else []
+
+    full, _ = run()
+    again, calls = run()
+    assert again == full
+    assert len(calls) == 1 and " path-info " in f" {calls[0]} ", calls
+    minimal = project / "profiles" / "minimal.toml"
+    minimal.write_text(minimal.read_text().replace('budget = "110 MiB"', 'budget = "111 MiB"'))
+    edited, _ = run()  # not the recorded answer: the budget is part of the report
+    [mini] = [p for p in json.loads(edited)["profiles"] if p["name"] == "minimal"]
+    assert mini["budget"] == 111 * 1024 * 1024

@@ -33,7 +33,7 @@ import pytest
 from rpbuild import compose as cmp
 from rpbuild import composetool
 from rpbuild import engine as engines
-from tests.conftest import REPO, STANDIN_OVERRIDES, Run
+from tests.conftest import REPO, ROSENPASS_SOURCE, STANDIN_OVERRIDES, Run, use_rosenpass_source
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]
 
@@ -103,6 +103,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     for name in ("profiles", "templates"):
         shutil.copytree(REPO / name, project / name)
     shutil.copy2(REPO / "flake.lock", project / "flake.lock")
+    if ROSENPASS_SOURCE:
+        use_rosenpass_source(project, ROSENPASS_SOURCE)
     e = Env(project=project, state=base / "state", tag=f"rpbuild-test/{uuid.uuid4().hex[:10]}:wg")
     built = e.cli("image", "--profile", "with-wireguard", "--tag", e.tag, *STANDIN_OVERRIDES)
     assert built.returncode == 0, built.stderr

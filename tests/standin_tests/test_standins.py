@@ -328,3 +328,20 @@ def test_rp_tunnel_between_two_containers(loaded_image: str, tmp_path: Path) -> 
     finally:
         docker("rm", "-f", *names, check=False)
         docker("network", "rm", network, check=False)
+
+
+def test_nixpkgs_rosenpass_is_built_from_the_flake_standins_own_files() -> None:
+    """Flakes cannot read outside their directory, so the stand-in nixpkgs keeps a copy of
+    the rosenpass stand-in's program sources (tests/standin/nixpkgs/rosenpass/): both
+    rosenpass sources must give the same rp and rosenpass. Every source file of the flake
+    stand-in (all but flake.nix and documentation) is copied, byte for byte; after an edit
+    there, copy it again (and adapt packages.nix when the way it is built changed)."""
+    flake_dir, copy_dir = STANDIN / "rosenpass", STANDIN / "nixpkgs" / "rosenpass"
+    sources = {
+        p.name
+        for p in flake_dir.iterdir()
+        if p.is_file() and p.name not in ("flake.nix", "flake.lock") and p.suffix != ".md"
+    }
+    assert {p.name for p in copy_dir.iterdir()} == sources
+    for name in sorted(sources):
+        assert (copy_dir / name).read_bytes() == (flake_dir / name).read_bytes(), name

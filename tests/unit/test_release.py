@@ -213,6 +213,31 @@ def test_read_archive_gives_docker_image_id_and_platform(tmp_path: Path) -> None
     assert image.repo_tags == ("rosenpass:minimal",)
 
 
+def test_stream_image_reads_the_stream_and_writes_no_layer(tmp_path: Path) -> None:
+    """Verifying a rebuild reads the stream script's output through tar (real tar, a
+    real script): the same image as the archive, and nothing left in scratch."""
+    config = {"architecture": "amd64", "os": "linux", "config": {"Labels": {"x": "y"}}}
+    _archive(tmp_path / "image.tar", config)
+    with tarfile.open(tmp_path / "image.tar", "a") as tar:  # a layer tar never extracted
+        data = b"\0" * 4096
+        info = tarfile.TarInfo("0123/layer.tar")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    script = tmp_path / "stream"
+    script.write_text(f"#!/bin/sh\nexec cat {tmp_path / 'image.tar'}\n")
+    script.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    streamed = registry.stream_image(script, scratch)
+    assert streamed.image_id == registry.read_archive(tmp_path / "image.tar").image_id
+    assert streamed.labels == {"x": "y"}
+    assert list(scratch.iterdir()) == []
+    script.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    with pytest.raises(registry.ArchiveStreamError):
+        registry.stream_image(script, scratch)
+    assert list(scratch.iterdir()) == []
+
+
 def test_read_archive_refuses_garbage(tmp_path: Path) -> None:
     (tmp_path / "x.tar").write_bytes(b"not a tar")
     with pytest.raises(registry.ArchiveError, match="not a readable docker-archive"):

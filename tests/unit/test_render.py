@@ -69,7 +69,9 @@ def test_write_is_atomic_and_reports_changes(project: Path) -> None:
 
 
 def test_follows_setting_renders_the_follows_line(project: Path) -> None:
-    (project / "rpbuild.toml").write_text("rosenpass_follows_nixpkgs = true\n")
+    (project / "rpbuild.toml").write_text(
+        'rosenpass_source = "flake"\nrosenpass_follows_nixpkgs = true\n'
+    )
     proj = find_project(project)
     text = render_flake(proj, load_profiles(proj.profiles_dir)).text
     assert 'rosenpass.inputs.nixpkgs.follows = "nixpkgs";' in text

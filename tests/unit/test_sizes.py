@@ -629,10 +629,11 @@ def test_the_loaded_size_is_chosen_the_same_whatever_the_order_of_the_records() 
     """docker 14810620 vs podman 15019139: once whichever came last in the state file."""
     import itertools
 
-    from rpbuild.measure import loaded_image_sizes
     from rpbuild.profiles import load_profiles
+    from rpbuild.sizes import loaded_image_sizes
 
-    profiles = load_profiles(Path(__file__).resolve().parents[2] / "profiles")
+    loaded = load_profiles(Path(__file__).resolve().parents[2] / "profiles")
+    profiles = {name: p.image.reference for name, p in loaded.items()}
     fingerprints = {name: f"fp-{name}" for name in profiles}
     records = [
         _record("minimal", "podman", "rosenpass:minimal", 15019139),

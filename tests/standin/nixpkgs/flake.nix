@@ -3,7 +3,8 @@
 # WHAT IT STANDS FOR
 #   The parts of nixpkgs that rpbuild's generated flake uses, as `legacyPackages.<system>`:
 #   the packages of the image profiles (busybox, coreutils-full, gnugrep, iproute2, procps,
-#   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, glibc), runtimeShell,
+#   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, glibc, and rosenpass +
+#   rosenpass-tools for rpbuild.toml's rosenpass_source = "nixpkgs"), runtimeShell,
 #   writeTextFile / writeText / writeScript / writeScriptBin / writeShellScript(Bin), and
 #   dockerTools.streamLayeredImage / dockerTools.buildLayeredImage.
 #   Packages carry pname, version and meta (description; meta.license for iproute2 and
@@ -68,6 +69,7 @@
 #   gnugrep             40960   (40 KiB)
 #   iputils             30720   (30 KiB)
 #   iana-etc            20480   (20 KiB)
+#   rosenpass          262144  (256 KiB, as the rosenpass flake stand-in's payload)
 #   glibc             1048576    (1 MiB)
 #   bigPayload      104857600  (100 MiB, zeros)
 #
@@ -93,6 +95,7 @@
         "gnugrep" = 40960;
         "iputils" = 30720;
         "iana-etc" = 20480;
+        "rosenpass" = 262144;
         "glibc" = 1048576;
         "bigPayload" = 104857600;
       };

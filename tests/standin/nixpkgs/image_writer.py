@@ -30,7 +30,7 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Any, BinaryIO, cast
 
@@ -377,23 +377,60 @@ def _add_layer(
     return name
 
 
+class _Discard:
+    """A write-only sink: the first pass over a layer only hashes and counts it."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _stream_layer(
+    outer: tarfile.TarFile, fill: Callable[[tarfile.TarFile], None], done: set[str]
+) -> tuple[str, str]:
+    """Add a layer made by fill() to the stream without a copy on disk: (digest, name).
+
+    As nixpkgs' stream_layered_image.py does (pkgs/build-support/docker/: a first pass
+    into a stream that only hashes and counts, then the layer written into the image
+    through a pipe from a producer thread), because a tar member's header needs its size
+    and the config needs its digest before the member's bytes.
+    """
+    digest, size = write_tar(cast(IO[bytes], _Discard()), fill)
+    if digest in done:
+        return digest, f"{digest}/layer.tar"
+    read_fd, write_fd = os.pipe()
+    again: list[tuple[str, int]] = []
+
+    def produce() -> None:
+        with open(write_fd, "wb") as pipe:
+            again.append(write_tar(pipe, fill))
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    with open(read_fd, "rb") as pipe:
+        name = _add_layer(outer, pipe, digest, size, done)
+    producer.join()
+    if again != [(digest, size)]:
+        raise BuildError(f"layer {digest} changed between the two passes over it")
+    return digest, name
+
+
 def _short(path: str) -> str:
     return os.path.basename(path)[33:]
 
 
 def stream(plan: dict[str, Any], out: BinaryIO) -> None:
     created = _created(plan["created"])
-    tmpdir = os.environ.get("TMPDIR") or "/tmp"
     diff_ids: list[str] = []
     layer_names: list[str] = []
     history: list[dict[str, str]] = []
     done: set[str] = set()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as outer:
         for paths in plan["storeLayers"]:
-            with tempfile.TemporaryFile(dir=tmpdir) as layer:
-                digest, size = write_tar(layer, store_layer(paths))
-                layer.seek(0)
-                layer_names.append(_add_layer(outer, layer, digest, size, done))
+            digest, name = _stream_layer(outer, store_layer(paths), done)
+            layer_names.append(name)
             diff_ids.append("sha256:" + digest)
             history.append(
                 {

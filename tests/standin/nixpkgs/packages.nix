@@ -207,6 +207,31 @@ let
     applets ${toString names}
   '';
 
+  rosenpassVersion = "0.2.1-standin";
+
+  # What rp and rosenpass of the stand-in run (their PATH, their #! shell): the same
+  # programs as the rosenpass flake stand-in's runtime, from this package set.
+  rosenpassRuntime = mkPackage {
+    pname = "rosenpass-standin-runtime";
+    version = rosenpassVersion;
+    description = "The programs the rosenpass stand-in's rp runs: busybox applets, wg, wireguard-go";
+    useGlibc = false;
+    withShell = false;
+    env = {
+      wg = "${packages.wireguard-tools}/bin/wg";
+      wireguardGo = "${packages.wireguard-go}/bin/wireguard-go";
+    };
+    script = appletScript [
+      "sh" "cat" "chmod" "cp" "cut" "head" "ip" "kill" "ls" "mkdir" "printf" "rm" "sha256sum" "sleep" "test"
+    ] + ''
+      ln -s "$wg" "$out/bin/wg"
+      ln -s "$wireguardGo" "$out/bin/wireguard-go"
+    '';
+  };
+
+  rosenpassText = file: builtins.replaceStrings [ "@runtime@" "@version@" ]
+    [ "${rosenpassRuntime}" rosenpassVersion ] (builtins.readFile file);
+
   packages = {
     inherit busybox dash glibc host-libc;
 
@@ -315,6 +340,46 @@ let
       version = "0.0.20220316-standin";
       description = "wireguard-go stand-in: the host's userspace WireGuard (Debian) with its glibc in the store";
       programs = [ "wireguard-go" ];
+    };
+
+    # nixpkgs' rosenpass (bin/rosenpass) and rosenpass-tools (bin/rp): the stand-in
+    # rosenpass flake's two programs, built from byte-identical copies of its rp.sh and
+    # rosenpass.sh (./rosenpass/; tests/standin_tests check the copies), but against this
+    # nixpkgs: their runtime is this set's busybox, wg and wireguard-go, so they share the
+    # one host-libc with every other package, as nixpkgs' packages share one glibc. The
+    # flake stand-in carries a libc of its own, as the real flake brings its own nixpkgs.
+    rosenpass = mkPackage {
+      pname = "rosenpass";
+      version = rosenpassVersion;
+      description = "rosenpass stand-in: bin/rosenpass (same contract as tests/standin/rosenpass), built against this nixpkgs";
+      env = {
+        text = rosenpassText ./rosenpass/rosenpass.sh;
+        passAsFile = [ "text" ];
+      };
+      script = ''
+        mkdir -p "$out/bin"
+        cp "$textPath" "$out/bin/rosenpass"
+        chmod 0555 "$out/bin/rosenpass"
+      '';
+    } // {
+      # nixpkgs fetches rosenpass with fetchFromGitHub at rev = "v${version}"; rpbuild
+      # reads src.rev for the image's revision label.
+      src = { owner = "rosenpass"; repo = "rosenpass"; rev = "v${rosenpassVersion}"; };
+    };
+
+    rosenpass-tools = mkPackage {
+      pname = "rosenpass-tools";
+      version = rosenpassVersion;
+      description = "rosenpass-tools stand-in: bin/rp (same contract as tests/standin/rosenpass), its PATH this nixpkgs' tools";
+      env = {
+        text = rosenpassText ./rosenpass/rp.sh;
+        passAsFile = [ "text" ];
+      };
+      script = ''
+        mkdir -p "$out/bin"
+        cp "$textPath" "$out/bin/rp"
+        chmod 0555 "$out/bin/rp"
+      '';
     };
 
     # Test-only packages (no nixpkgs counterpart): a build that fails with a known
