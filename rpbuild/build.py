@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
+from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix, reference
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
 from rpbuild.fsutil import is_stream_script, write_if_changed
-from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
+from rpbuild.profiles import Profile, display_path, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
@@ -125,11 +125,8 @@ class Prepared:
 def reference_for(profile: Profile, tag: str | None) -> str:
     """The image reference to build: --tag when given (checked, named in errors)."""
     if tag is None:
-        return image_reference(profile.image.reference, profile.image.tag)
-    try:
-        return image_reference(tag, profile.image.tag)
-    except ProfileError as exc:
-        raise ProfileError(f"--tag: {exc.message}") from None
+        return profile.image.reference  # checked when the profile was read
+    return str(reference.image_tag(tag, profile.image.tag, "--tag"))
 
 
 def check_overrides(inputs: Sequence[str], options: nix.NixOptions) -> None:

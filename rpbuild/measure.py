@@ -19,7 +19,7 @@ from rpbuild.build import (
     quiet,
     stage,
 )
-from rpbuild.errors import NixError, RpbuildError
+from rpbuild.errors import ExitCode, NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
@@ -35,7 +35,7 @@ from rpbuild.state import (
 class NotBuilt(RpbuildError):
     """--no-build and some profiles are not in the store."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 def _with_ancestors(profiles: dict[str, Profile], names: Sequence[str]) -> list[str]:

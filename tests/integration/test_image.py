@@ -408,18 +408,26 @@ def test_tag_leaves_the_profiles_own_name_alone(rpbuild: RunCli, project: Path, 
         docker("image", "rm", "--force", f"{own}:minimal", check=False)
 
 
-@pytest.mark.parametrize("bad", ["me/BAD:x", "", ":x"])
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("me/BAD:x", "--tag me/BAD:x: the repository 'me/BAD' must be lower case"),
+        ("", "--tag: empty"),
+        (":x", "--tag :x: no repository name"),
+        # Docker's grammar, as --push reads it too: not a host, so not a reference.
+        ("my_host.com/foo", "--tag my_host.com/foo: 'my_host.com' is taken as a registry host"),
+        ("registry-.io/x", "--tag registry-.io/x: 'registry-.io' is taken as a registry host"),
+    ],
+)
 def test_a_bad_tag_is_refused_before_building(
-    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path], bad: str
+    rpbuild: RunCli, project: Path, nix_shim: tuple[dict[str, str], Path], bad: str, why: str
 ) -> None:
     """An empty --tag is an error, not the default name (it used to load rosenpass:minimal)."""
     env, log = nix_shim
     result = rpbuild("image", "--tag", bad, *STANDIN_OVERRIDES, cwd=project, env=env)
     assert result.returncode == 2
-    assert _error_lines(result) == [
-        f"rpbuild: error: --tag: invalid image reference {bad!r} (lower-case NAME[:TAG], "
-        "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
-    ]
+    [line] = _error_lines(result)
+    assert line.startswith(f"rpbuild: error: {why}"), line
     assert nix_calls(log) == 0
 
 
@@ -491,7 +499,11 @@ def test_unusable_state_paths_fail_before_building(
             f"--override-input rosenpass path:{STANDIN / 'rosenpass' / 'flake.nix'}: not a "
             "directory (name the directory that holds flake.nix)",
         ),
-        (["--engine", "bogus"], "--engine bogus: unknown engine (known: docker, podman)"),
+        (
+            ["--engine", "bogus"],
+            "Invalid value for '--engine': 'bogus' is not one of 'docker', 'podman'. "
+            "(see `rpbuild image --help`)",
+        ),
     ],
     ids=["unknown-input", "empty-url", "empty-name", "missing-dir", "no-flake", "file", "engine"],
 )

@@ -421,7 +421,7 @@ def test_rpbuild_test_leaves_a_running_topology_of_that_name_alone(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ip", "5"], "--ip: '5' is not one of 4, 6, dual"),
+        (["--ip", "5"], "Invalid value for '--ip': '5' is not one of '4', '6', 'dual'."),
         (["--subnet4", "8.8.8.0/24"], "--subnet4: 8.8.8.0/24 is not a private network"),
         (["--timeout", "0"], "--timeout: 0 is not a positive number of seconds"),
     ],
@@ -434,7 +434,7 @@ def test_bad_options_leave_a_running_topology_of_that_name_alone(
         bad = env.cli(command, "--name", running.name, *args, *build_args(env))
         assert bad.returncode == 2, bad.stdout + bad.stderr
         errors = [line for line in bad.stderr.splitlines() if line.startswith("rpbuild: error")]
-        assert errors == [f"rpbuild: error: {message}"], bad.stderr
+        assert len(errors) == 1 and errors[0].startswith(f"rpbuild: error: {message}"), bad.stderr
         assert "removed" not in bad.stderr
     assert composetool.containers(engines.detect("docker"), running.name) == running.containers
 
@@ -448,7 +448,10 @@ def test_bad_options_are_refused_before_the_image_is_built(env: Env, command: st
             *STANDIN_OVERRIDES,
         )  # fmt: skip
         assert bad.returncode == 2, bad.stdout + bad.stderr
-        assert bad.stderr == "rpbuild: error: --ip: '5' is not one of 4, 6, dual\n"
+        assert bad.stderr == (
+            "rpbuild: error: Invalid value for '--ip': '5' is not one of '4', '6', 'dual'. "
+            f"(see `rpbuild {command} --help`)\n"
+        )
         assert docker("image", "inspect", fresh, check=False).returncode != 0
     finally:
         docker("image", "rm", "--force", fresh, check=False)
