@@ -107,20 +107,23 @@ class Profile:
     # not from a second read that an edit in between could make disagree.
     source: bytes = field(default=b"", repr=False, compare=False)
 
+    def _image(self, *, layers_key: str) -> dict[str, Any]:
+        return {
+            "name": self.image.name,
+            "tag": self.image.tag,
+            "entrypoint": list(self.image.entrypoint),
+            "cmd": list(self.image.cmd),
+            "env": dict(sorted(self.image.env.items())),
+            "labels": dict(sorted(self.image.labels.items())),
+            "created": self.image.created,
+            layers_key: self.image.max_layers,
+        }
+
     def spec(self) -> dict[str, Any]:
         """The data the flake template hands to Nix (through builtins.fromJSON)."""
         return {
             "description": self.description,
-            "image": {
-                "name": self.image.name,
-                "tag": self.image.tag,
-                "entrypoint": list(self.image.entrypoint),
-                "cmd": list(self.image.cmd),
-                "env": dict(sorted(self.image.env.items())),
-                "labels": dict(sorted(self.image.labels.items())),
-                "created": self.image.created,
-                "maxLayers": self.image.max_layers,
-            },
+            "image": self._image(layers_key="maxLayers"),  # dockerTools' argument name
             "packages": [
                 {
                     "name": p.name,
@@ -153,17 +156,7 @@ class Profile:
             "extends": self.extends,
             "chain": list(self.chain),
             "budget": self.budget,
-            # snake_case like every --json document; spec() keeps Nix's maxLayers.
-            "image": {
-                "name": self.image.name,
-                "tag": self.image.tag,
-                "entrypoint": list(self.image.entrypoint),
-                "cmd": list(self.image.cmd),
-                "env": dict(sorted(self.image.env.items())),
-                "labels": dict(sorted(self.image.labels.items())),
-                "created": self.image.created,
-                "max_layers": self.image.max_layers,
-            },
+            "image": self._image(layers_key="max_layers"),  # snake_case, as every --json
             "packages": [
                 {
                     "name": p.name,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import process
-from rpbuild.errors import CommandError, RpbuildError, ToolMissing
+from rpbuild.errors import CommandError, ExitCode, RpbuildError, ToolMissing
 from rpbuild.fsutil import is_stream_script
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
@@ -74,6 +74,8 @@ class RegistryError(CommandError):
 
 class ArchiveError(RpbuildError):
     """An image archive is not the docker-archive rpbuild expects."""
+
+    exit_code = ExitCode.RUNTIME  # what the build wrote, not what the user typed
 
 
 def failure_hint(message: str) -> str | None:
