@@ -15,8 +15,8 @@ tests/data/reference/ holds distribution's own test vectors, which this module p
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
 
 from rpbuild.errors import RpbuildError
 
@@ -39,15 +39,28 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN_AND_PORT}/)?{_REMOTE_NAME}"
 
-# Python's \w is Unicode; distribution's (Go RE2) is ASCII.
-_REFERENCE_RE = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?", re.ASCII)
-_ANCHORED_NAME_RE = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_REMOTE_NAME})", re.ASCII)
-_DOMAIN_RE = re.compile(rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::(?P<port>[0-9]+))?", re.ASCII)
-_PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT)
-_TAG_RE = re.compile(_TAG, re.ASCII)
+_PATTERNS = {
+    # Python's \w is Unicode; distribution's (Go RE2) is ASCII: every pattern is ASCII.
+    "reference": rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?",
+    "anchored_name": rf"(?:({_DOMAIN_AND_PORT})/)?({_REMOTE_NAME})",
+    "domain": rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::(?P<port>[0-9]+))?",
+    "path_component": _PATH_COMPONENT,
+    "tag": _TAG,
+    "digest": _DIGEST,
+    # The common case, a familiar name without host or digest, checked on its own.
+    "familiar": rf"({_REMOTE_NAME})(?::({_TAG}))?",
+}
 _TAG_START = re.compile(r"[A-Za-z0-9_]")
 _TAG_CHAR = re.compile(r"[A-Za-z0-9_.-]")
-_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
+
+
+@functools.cache
+def _re(name: str) -> re.Pattern[str]:
+    """Compiled on first use: every profile load checks names, and the up-to-date
+    `rpbuild image` should not pay for the host and digest patterns it never needs."""
+    return re.compile(_PATTERNS[name], re.ASCII)
+
+
 #: Digest algorithms and the length of their hex encoding (go-digest's registered ones
 #: that distribution's tests import: sha256 only).
 _DIGEST_HEX = {"sha256": 64}
@@ -57,14 +70,30 @@ class ReferenceError(RpbuildError):
     """An image reference that Docker, Podman or skopeo would refuse."""
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A parsed reference; `domain` is None on the default registry (Docker Hub)."""
+    """A parsed reference; `domain` is None on the default registry (Docker Hub).
 
-    domain: str | None
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    A plain class: a dataclass costs more to define than the up-to-date path may spend.
+    """
+
+    __slots__ = ("digest", "domain", "path", "tag")
+
+    def __init__(
+        self, domain: str | None, path: str, tag: str | None = None, digest: str | None = None
+    ) -> None:
+        self.domain, self.path, self.tag, self.digest = domain, path, tag, digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Reference({str(self)!r})"
+
+    def _key(self) -> tuple[str | None, str, str | None, str | None]:
+        return (self.domain, self.path, self.tag, self.digest)
 
     @property
     def name(self) -> str:
@@ -94,34 +123,26 @@ class Reference:
         return Reference(self.domain, self.path, check_tag(tag), self.digest)
 
 
-@dataclass(frozen=True)
-class Grammar:
-    """distribution's `Parse` (no normalisation): the grammar its reference_test.go tests."""
-
-    domain: str
-    path: str
-    tag: str
-    digest: str
-
-
-def parse_grammar(text: str) -> Grammar:
-    """Exactly distribution/reference's `Parse`; raises ValueError with its error's words."""
+def parse_grammar(text: str) -> tuple[str, str, str, str]:
+    """Exactly distribution/reference's `Parse` (the grammar its reference_test.go tests,
+    no normalisation): (domain, path, tag, digest), '' for what is absent; raises
+    ValueError with the words of distribution's error."""
     if text == "":
         raise ValueError("repository name must have at least one component")
-    m = _REFERENCE_RE.fullmatch(text)
+    m = _re("reference").fullmatch(text)
     if m is None:
         low = text.lower()
-        if low != text and _REFERENCE_RE.fullmatch(low) is not None:
+        if low != text and _re("reference").fullmatch(low) is not None:
             raise ValueError("repository name must be lowercase")
         raise ValueError("invalid reference format")
     name, tag, digest = m[1], m[2] or "", m[3] or ""
-    nm = _ANCHORED_NAME_RE.fullmatch(name)
+    nm = _re("anchored_name").fullmatch(name)
     domain, path = (nm[1] or "", nm[2]) if nm is not None else ("", name)
     if len(path) > PATH_MAX:
         raise ValueError(f"repository name must not be more than {PATH_MAX} characters")
     if digest:
         _check_digest(digest)
-    return Grammar(domain, path, tag, digest)
+    return domain, path, tag, digest
 
 
 def _check_digest(digest: str) -> None:
@@ -149,7 +170,7 @@ def parse(text: str, where: str = "image reference") -> Reference:
         raise ReferenceError(f"{where}: empty")
     if "://" in text:
         raise ReferenceError(f"{where} {text}: give it without a scheme (no https://)")
-    if _IDENTIFIER_RE.fullmatch(text):
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
         raise ReferenceError(f"{where} {text}: 64 hexadecimal digits are an image ID, not a name")
     domain, remainder = _split_domain(text)
     remote = remainder.split("@", 1)[0].split(":", 1)[0]
@@ -158,18 +179,21 @@ def parse(text: str, where: str = "image reference") -> Reference:
             f"{where} {text}: the repository '{remote}' must be lower case (only a "
             "registry host, the part before the first '/' with a '.' or ':', may have capitals)"
         )
+    if domain is None and "@" not in text:
+        simple = _re("familiar").fullmatch(text)
+        if simple is not None and len(Reference(None, simple[1]).canonical_path) <= PATH_MAX:
+            return Reference(None, simple[1], simple[2])  # what the full grammar says, sooner
     if domain is not None:
         _check_domain(domain, text, where)
     ref = Reference(domain, remainder)
     canonical = _canonical_remainder(ref)
     try:
-        grammar = parse_grammar(f"{ref.canonical_domain}/{canonical}")
+        _, path, tag, digest = parse_grammar(f"{ref.canonical_domain}/{canonical}")
     except ValueError as exc:
         raise ReferenceError(f"{where} {text}: {_explain(remainder, str(exc))}") from None
-    path = grammar.path
     if canonical != remainder:  # the familiar name, as given: `ubuntu`, not `library/ubuntu`
         path = path.removeprefix(_OFFICIAL_PREFIX)
-    return Reference(domain, path, grammar.tag or None, grammar.digest or None)
+    return Reference(domain, path, tag or None, digest or None)
 
 
 def _canonical_remainder(ref: Reference) -> str:
@@ -181,7 +205,7 @@ def _canonical_remainder(ref: Reference) -> str:
 
 
 def _check_domain(domain: str, text: str, where: str) -> None:
-    m = _DOMAIN_RE.fullmatch(domain)
+    m = _re("domain").fullmatch(domain)
     if m is None:
         raise ReferenceError(
             f"{where} {text}: '{domain}' is taken as a registry host (it has a '.' or ':', "
@@ -197,7 +221,7 @@ def _explain(remainder: str, reason: str) -> str:
     if reason != "invalid reference format":
         return reason
     name, at, digest = remainder.partition("@")
-    if at and not re.fullmatch(_DIGEST, digest, re.ASCII):
+    if at and not _re("digest").fullmatch(digest):
         return f"'{digest}' is not a digest (ALGORITHM:HEX, e.g. sha256: and 64 hex digits)"
     path, colon, tag = name.partition(":") if "/" not in name else _rsplit_tag(name)
     if not path:
@@ -205,7 +229,7 @@ def _explain(remainder: str, reason: str) -> str:
     for component in path.split("/"):
         if not component:
             return "an empty path component ('//', or '/' at an end)"
-        if not _PATH_COMPONENT_RE.fullmatch(component):
+        if not _re("path_component").fullmatch(component):
             return (
                 f"'{component}' is not a repository name component (lower-case letters and "
                 "digits, separated by '.', '_', '__' or '-')"
@@ -241,7 +265,7 @@ def check_tag(tag: str, where: str = "tag") -> str:
     problem = tag_problem(tag)
     if problem is not None:
         raise ReferenceError(f"{where} {tag!r}: {problem}")
-    assert _TAG_RE.fullmatch(tag)
+    assert _re("tag").fullmatch(tag)
     return tag
 
 

@@ -32,9 +32,9 @@ def test_parse_grammar_matches_distribution(case: dict[str, str]) -> None:
         with pytest.raises(ValueError, match=ERRORS[case["err"]]):
             refs.parse_grammar(case["input"])
         return
-    got = refs.parse_grammar(case["input"])
-    name = f"{got.domain}/{got.path}" if got.domain else got.path
-    assert (name, got.domain, got.tag, got.digest) == (
+    domain, path, tag, digest = refs.parse_grammar(case["input"])
+    name = f"{domain}/{path}" if domain else path
+    assert (name, domain, tag, digest) == (
         case["repository"],
         case.get("domain", ""),
         case.get("tag", ""),
