@@ -22,10 +22,15 @@ from rpbuild import __version__
 from rpbuild.errors import ExitCode, RpbuildError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from rich.console import Console
 
+    from rpbuild.build import ImageResult
+    from rpbuild.nix import NixOptions
     from rpbuild.profiles import Profile
     from rpbuild.project import Project
+    from rpbuild.topology import Check, Options
 
 app = typer.Typer(
     name="rpbuild",
@@ -322,7 +327,7 @@ def _topology_profile(c: Context, name: str) -> Profile:
     return profile
 
 
-def _say(c: Context) -> Any:
+def _say(c: Context) -> Callable[[str], None]:
     def say(message: str) -> None:
         if not c.quiet:
             sys.stderr.write(f"{message}\n")
@@ -346,7 +351,7 @@ def _topology_prepare(
     builders: str | None,
     option: list[str] | None,
     **options: Any,
-) -> tuple[Any, Any]:
+) -> tuple[Options, ImageResult]:
     """Check the topology options, then build (or find up to date) the peers' image.
 
     The options first: a typo must not cost a build that may take minutes.
@@ -425,7 +430,7 @@ def compose_file(
         )
 
 
-def _topology_options(**kwargs: Any) -> Any:
+def _topology_options(**kwargs: Any) -> Options:
     from rpbuild.topology import Options
 
     return Options(**kwargs)
@@ -576,7 +581,7 @@ def topology_test(
     print(f"passed: {len(checks) - skipped} checks, {skipped} skipped; nothing left running")
 
 
-def _test_document(image: str, checks: list[Any], *, passed: bool) -> dict[str, Any]:
+def _test_document(image: str, checks: Sequence[Check], *, passed: bool) -> dict[str, Any]:
     return {
         "image": image,
         "passed": passed,
@@ -921,7 +926,7 @@ def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]
 
 def nix_options(
     overrides: list[str] | None, builders: str | None, options: list[str] | None
-) -> Any:
+) -> NixOptions:
     from rpbuild.nix import NixOptions
 
     return NixOptions(
