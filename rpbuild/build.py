@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rpbuild import TEMPLATE_VERSION, __version__, lockfile, memo, nix
+from rpbuild import TEMPLATE_VERSION, __version__, lockfile, memo, nix, reference
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
 from rpbuild.fsutil import is_stream_script, write_if_changed
 from rpbuild.memo import ImageResult
-from rpbuild.profiles import Profile, display_path, image_reference, select
+from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
@@ -96,11 +96,8 @@ class Prepared:
 def reference_for(profile: Profile, tag: str | None) -> str:
     """The image reference to build: --tag when given (checked, named in errors)."""
     if tag is None:
-        return image_reference(profile.image.reference, profile.image.tag)
-    try:
-        return image_reference(tag, profile.image.tag)
-    except ProfileError as exc:
-        raise ProfileError(f"--tag: {exc.message}") from None
+        return profile.image.reference  # checked when the profile was read
+    return str(reference.image_tag(tag, profile.image.tag, "--tag"))
 
 
 def check_overrides(inputs: Sequence[str], options: nix.NixOptions) -> None:
@@ -310,18 +307,15 @@ def _build_image(
 
         engines.ensure_running(engine)
         # Another name is built into the image itself: loading it never moves the
-        # profile's default tag, which another project or run may be using. A project's
-        # own template from an older rpbuild cannot do that: the image passes through the
-        # default name, which is put back afterwards (see _retag).
+        # profile's default tag, which another project or run may be using. A template
+        # from before --tag cannot do that; rpbuild 0.1 has no such projects, so it is
+        # refused rather than served by a second load-and-retag path.
         default = profile.image.reference
-        legacy = reference != default and "references" not in prepared.templates[FLAKE_TEMPLATE]
-        if legacy:
-            notify(
-                f"warning: {prepared.project.templates_dir / FLAKE_TEMPLATE} predates --tag "
-                f"support, so the image is loaded as {default} and then tagged {reference}; "
-                "update it from `rpbuild init`"
+        if reference != default and "references" not in prepared.templates[FLAKE_TEMPLATE]:
+            raise ProjectError(
+                f"{prepared.project.templates_dir / FLAKE_TEMPLATE}: predates --tag support "
+                "(it cannot name the image); update it from `rpbuild init`"
             )
-        before = engines.inspect(engine, default) if legacy else None
         flake_ref = stage(
             prepared,
             {options.system: {profile.name: fp}},
@@ -343,19 +337,16 @@ def _build_image(
                 return result(info, out_path, up_to_date=True)
         notify(f"loading {reference} into {engine.name}")
         out = Path(out_path)
-        loads_as = default if legacy else reference
-        previous = before if legacy else engines.inspect(engine, reference)
+        previous = engines.inspect(engine, reference)
         try:
             if is_stream_script(out):
                 loaded = engines.load_stream(engine, [out_path])
             else:
                 loaded = engines.load_archive(engine, out)
         except Interrupted as exc:
-            if _undo_load(engine, loads_as, previous, fp):
-                exc.message += f"; {loads_as} is the previous image again"
+            if _undo_load(engine, reference, previous, fp):
+                exc.message += f"; {reference} is the previous image again"
             raise
-        if legacy:
-            _retag(engine, default, reference, before)
         info = engines.inspect(engine, reference)
         if info is None:
             raise EngineError(
@@ -411,21 +402,6 @@ def _undo_load(
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.25)
-
-
-def _retag(
-    engine: engines.Engine, default: str, reference: str, before: engines.ImageInfo | None
-) -> None:
-    """Name the image loaded as `default` `reference`, and give `default` back to the
-    image it named before (or remove it)."""
-    loaded = engines.inspect(engine, default)
-    if loaded is None:
-        raise EngineError(f"{engine.name} did not keep the loaded image {default}")
-    engines.tag(engine, loaded.id, reference)
-    if before is None:
-        engines.untag(engine, default)
-    elif before.id != loaded.id:
-        engines.tag(engine, before.id, default)
 
 
 def profile_error(profiles: Mapping[str, Profile], exc: nix.ProfileEvalError) -> ProfileError:

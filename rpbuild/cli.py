@@ -7,26 +7,34 @@ that `rpbuild --help` stays fast.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from rpbuild.errors import RpbuildError
+from rpbuild import __version__
+from rpbuild.errors import ExitCode, RpbuildError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from rich.console import Console
 
+    from rpbuild.memo import ImageResult
+    from rpbuild.nix import NixOptions
     from rpbuild.profiles import Profile
     from rpbuild.project import Project
+    from rpbuild.topology import Check, Options
 
 app = typer.Typer(
     name="rpbuild",
     help="Build minimal, reproducible rosenpass container images with Nix.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -39,10 +47,14 @@ app.add_typer(lock_app, name="lock")
 class Context:
     """The root options; a plain class (no dataclasses import before the command runs)."""
 
-    def __init__(self, project_dir: Path | None, verbose: bool, quiet: bool) -> None:
+    def __init__(
+        self, project_dir: Path | None, verbose: bool, quiet: bool, as_json: bool = False
+    ) -> None:
         self.project_dir = project_dir
         self.verbose = verbose
         self.quiet = quiet
+        # `profiles --json show`: the group's --json reaches the command
+        self.as_json = as_json
         self._project: Project | None = None
 
     def project(self) -> Project:
@@ -62,12 +74,15 @@ class Context:
 _RAN: list[str] = []
 
 
-def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> Context:
-    """The root options, merged with -q/-v given after the command name."""
+def _ctx(
+    ctx: typer.Context, *, quiet: bool = False, verbose: bool = False, as_json: bool = False
+) -> Context:
+    """The root options, merged with -q/-v (and a group's --json) given after a command name."""
     _RAN.append(ctx.info_name or "?")
     obj = ctx.find_root().obj
     assert isinstance(obj, Context)
     obj.quiet = obj.quiet or quiet
+    obj.as_json = obj.as_json or as_json
     if verbose and not obj.verbose:
         from rpbuild import process
 
@@ -78,6 +93,32 @@ def _ctx(ctx: typer.Context, *, quiet: bool = False, verbose: bool = False) -> C
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON document (see `format`).")
+]
+#: The `format` of every --json document: rpbuild-KIND/1; a new major number when a key
+#: changes meaning or goes away (new keys may appear in any version).
+JSON_FORMAT_VERSION = 1
+
+
+def _complete_profiles(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Profile names for shell completion: file names only, nothing parsed or built."""
+    from rpbuild.fsutil import profile_files
+    from rpbuild.project import find_project
+
+    root = ctx.find_root().params.get("project")
+    try:
+        project = find_project(Path(root) if root else None)
+        names = [p.stem for p in profile_files(project.profiles_dir)]
+    except (RpbuildError, OSError):
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"rpbuild {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -87,10 +128,18 @@ def _root(
         Path | None,
         typer.Option("--project", help="Project directory (default: found from here upwards)."),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log every command run.")
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=True,
+            callback=_show_version,
+            help="Print rpbuild's name and version, and exit.",
+        ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")] = False,
 ) -> None:
     ctx.obj = Context(project_dir=project, verbose=verbose, quiet=quiet)
     if verbose:
@@ -99,9 +148,13 @@ def _root(
         process.set_verbose(True)
 
 
-def _print_json(data: Any) -> None:
+def _print_json(kind: str, data: Any) -> None:
+    """One JSON document; `format` first, unless the document already names its own."""
     import json
 
+    if not (isinstance(data, dict) and "format" in data):
+        body = data if isinstance(data, dict) else {"items": data}
+        data = {"format": f"rpbuild-{kind}/{JSON_FORMAT_VERSION}", **body}
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
@@ -116,15 +169,17 @@ def _load(c: Context) -> tuple[Project, dict[str, Profile]]:
 @profiles_app.callback()
 def profiles_list(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """The resolved profiles and their packages, as a table."""
+    c = _ctx(ctx, quiet=quiet, verbose=verbose, as_json=as_json)
     if ctx.invoked_subcommand is not None:
         return
-    c = _ctx(ctx)
     _, profiles = _load(c)
-    if as_json:
-        _print_json({name: p.as_dict() for name, p in profiles.items()})
+    if c.as_json:
+        _print_json("profiles", {"profiles": {n: p.as_dict() for n, p in profiles.items()}})
         return
     from rpbuild import views
 
@@ -134,17 +189,19 @@ def profiles_list(
 @profiles_app.command("show")
 def profiles_show(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Profile name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    name: Annotated[str, typer.Argument(help="Profile name.", autocompletion=_complete_profiles)],
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """One profile with its packages and image settings."""
     from rpbuild.profiles import select
 
-    c = _ctx(ctx)
+    c = _ctx(ctx, quiet=quiet, verbose=verbose, as_json=as_json)
     _, profiles = _load(c)
     profile = select(profiles, name)
-    if as_json:
-        _print_json(profile.as_dict())
+    if c.as_json:
+        _print_json("profile", profile.as_dict())
         return
     from rpbuild import views
 
@@ -156,17 +213,25 @@ def profiles_show(
 
 @app.command()
 def init(
+    ctx: typer.Context,
     # A str: typer would turn '' into Path('.'), the current directory, without a word.
     directory: Annotated[str, typer.Argument(help="Where to create the project.")] = ".",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Create a project (profiles, templates, flake.lock) from rpbuild's built-in defaults."""
     from rpbuild.project import init_project
 
-    _RAN.append("init")
-
-    for path in init_project(directory):
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    created = init_project(directory)
+    if as_json:
+        _print_json("init", {"project": directory, "created": [str(p) for p in created]})
+        return
+    for path in created:
         print(f"created {path}")
-    print(f"next: cd {directory} && rpbuild render && rpbuild image --profile minimal")
+    if not c.quiet:
+        print(f"next: cd {directory} && rpbuild render && rpbuild image --profile minimal")
 
 
 # --- render -----------------------------------------------------------------
@@ -178,39 +243,57 @@ def render(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 with a diff when flake.nix is stale.")
     ] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Write flake.nix from the profiles and templates."""
     from rpbuild.errors import CheckFailed
     from rpbuild.render import diff_flake, render_flake, write_flake
 
-    c = _ctx(ctx)
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     project, profiles = _load(c)
     rendered = render_flake(project, profiles)
     if check:
         diff = diff_flake(project, rendered)
-        if diff:
+        if as_json:
+            status = "stale" if diff else "up to date"
+            _print_json(
+                "render", {"flake": str(project.flake_path), "status": status, "diff": diff or None}
+            )
+        elif diff:
             sys.stdout.write(diff)
+        if diff:
             raise CheckFailed(
                 f"{project.flake_path}: not what the profiles and templates produce; "
                 "run `rpbuild render`"
             )
-        if not c.quiet:
+        if not c.quiet and not as_json:
             print(f"{project.flake_path}: up to date")
         return
     changed = write_flake(project, rendered)
-    if not c.quiet:
-        print(f"{project.flake_path}: {'written' if changed else 'up to date'}")
+    status = "written" if changed else "up to date"
+    if as_json:
+        _print_json("render", {"flake": str(project.flake_path), "status": status, "diff": None})
+    elif not c.quiet:
+        print(f"{project.flake_path}: {status}")
 
 
 # --- two-peer topology ------------------------------------------------------
 
 TopologyProfileOpt = Annotated[
     str,
-    typer.Option("--profile", "-p", help="Profile of both peers' image (needs wg and ping)."),
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Profile of both peers' image (needs wg and ping).",
+        autocompletion=_complete_profiles,
+    ),
 ]
+IpFamilies = Literal["4", "6", "dual"]
 IpOpt = Annotated[
-    str,
-    typer.Option("--ip", help="Address families in the tunnel and between peers: 4, 6 or dual."),
+    IpFamilies,
+    typer.Option("--ip", help="Address families in the tunnel and between peers."),
 ]
 UserspaceOpt = Annotated[
     bool,
@@ -253,7 +336,7 @@ def _topology_profile(c: Context, name: str) -> Profile:
     return profile
 
 
-def _say(c: Context) -> Any:
+def _say(c: Context) -> Callable[[str], None]:
     def say(message: str) -> None:
         if not c.quiet:
             sys.stderr.write(f"{message}\n")
@@ -277,7 +360,7 @@ def _topology_prepare(
     builders: str | None,
     option: list[str] | None,
     **options: Any,
-) -> tuple[Any, Any]:
+) -> tuple[Options, ImageResult]:
     """Check the topology options, then build (or find up to date) the peers' image.
 
     The options first: a typo must not cost a build that may take minutes.
@@ -290,8 +373,11 @@ def _topology_prepare(
         system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
     )
     opts = _topology_options(**options)
-    topology.validate_options(opts, engines.detect(build.engine))
+    # What the user typed first (a usage error is one whatever the machine has), then
+    # what the engine must offer.
+    topology.validate_options(opts)
     _topology_profile(c, profile)
+    topology.validate_options(opts, engines.detect(build.engine))
     with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
         built = build_image(
             c.project(),
@@ -315,14 +401,24 @@ def compose_file(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    fmt: Annotated[
+        Literal["json", "yaml"] | None,
+        typer.Option(
+            "--format",
+            help="File format (default: from the -o extension, .yml/.yaml or .json; else json).",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
     from rpbuild import compose as cmp
     from rpbuild.build import reference_for
 
-    c = _ctx(ctx)
+    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if output is not None:
         cmp.check_output(output)
+    file_format = fmt or cmp.format_for(output)
     prof = _topology_profile(c, profile)
     spec = cmp.TopologySpec(
         image=reference_for(prof, tag),
@@ -331,7 +427,7 @@ def compose_file(
         subnet4=subnet4 or cmp.DEFAULT_SUBNET4,
         subnet6=subnet6,  # None: the default for --ip 6 and dual, and none for --ip 4
     )
-    text = cmp.dump(cmp.document(spec))
+    text = cmp.dump(cmp.document(spec), file_format)
     if output is None:
         sys.stdout.write(text)
         return
@@ -343,7 +439,7 @@ def compose_file(
         )
 
 
-def _topology_options(**kwargs: Any) -> Any:
+def _topology_options(**kwargs: Any) -> Options:
     from rpbuild.topology import Options
 
     return Options(**kwargs)
@@ -369,7 +465,7 @@ def topology_up(
     override_input: OverrideOpt = None,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -404,7 +500,7 @@ def topology_up(
         show_logs=_show_logs,
     )
     if as_json:
-        _print_json(topo.as_dict())
+        _print_json("up", topo.as_dict())
         return
     server, client = (topo.plan.tunnel_addresses(role) for role in ("server", "client"))
     tunnel = ", ".join(f"{server[fam]} <-> {client[fam]}" for fam in sorted(server))
@@ -446,6 +542,7 @@ def topology_test(
     override_input: OverrideOpt = None,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -453,7 +550,7 @@ def topology_test(
     from rpbuild import engine as engines
     from rpbuild import topology
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
     opts, built = _topology_prepare(
         c,
         profile,
@@ -472,17 +569,36 @@ def topology_test(
         timeout=timeout,
         real_rosenpass=real_rosenpass,
     )
-    checks = topology.test(
-        c.project(),
-        engines.detect(built.engine),
-        built.reference,
-        opts,
-        say=_say(c),
-        report=print,
-        show_logs=_show_logs,
-    )
+    try:
+        checks = topology.test(
+            c.project(),
+            engines.detect(built.engine),
+            built.reference,
+            opts,
+            say=_say(c),
+            report=_say(c) if as_json else print,
+            show_logs=_show_logs,
+        )
+    except topology.TopologyFailed as exc:
+        if as_json:
+            _print_json("test", _test_document(built.reference, exc.checks, passed=False))
+        raise
+    if as_json:
+        _print_json("test", _test_document(built.reference, checks, passed=True))
+        return
     skipped = sum(1 for check in checks if check.skipped)
     print(f"passed: {len(checks) - skipped} checks, {skipped} skipped; nothing left running")
+
+
+def _test_document(image: str, checks: Sequence[Check], *, passed: bool) -> dict[str, Any]:
+    return {
+        "image": image,
+        "passed": passed,
+        "checks": [
+            {"name": ch.name, "ok": ch.ok, "skipped": ch.skipped, "detail": ch.detail}
+            for ch in checks
+        ],
+    }
 
 
 @app.command("down")
@@ -490,6 +606,7 @@ def topology_down(
     ctx: typer.Context,
     name: NameOpt = "rpbuild",
     engine: EngineOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -497,9 +614,12 @@ def topology_down(
     from rpbuild import engine as engines
     from rpbuild import topology
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
+    topology.check_name(name)  # a typo is a usage error, whatever the engine
     removed = topology.down(c.project(), engines.detect(engine), name, say=_say(c))
-    if not removed and not c.quiet:
+    if as_json:
+        _print_json("down", {"name": name, "stopped": removed})
+    elif not removed and not c.quiet:
         print(f"topology {name}: nothing to stop")
 
 
@@ -508,10 +628,15 @@ def sizes(
     ctx: typer.Context,
     profile: Annotated[
         list[str] | None,
-        typer.Option("--profile", "-p", help="Profile(s) to measure (default: all)."),
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile(s) to measure (default: all).",
+            autocompletion=_complete_profiles,
+        ),
     ] = None,
     system: SystemOpt = "x86_64-linux",
-    as_json: Annotated[bool, typer.Option("--json", help="Exact bytes as JSON.")] = False,
+    as_json: JsonOpt = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="A Markdown table for release notes.")
     ] = False,
@@ -564,7 +689,7 @@ def sizes(
             )
     diff = sz.compare(old, report) if old is not None else None
     if as_json:
-        _print_json(sz.to_json(report))
+        _print_json("sizes", sz.to_json(report))
     elif markdown:
         sys.stdout.write(sz.render_markdown(report, diff))
     else:
@@ -618,13 +743,23 @@ def sbom(
 @app.command()
 def release(
     ctx: typer.Context,
-    version: Annotated[str, typer.Option("--version", help="Release version, e.g. 1.2.0.")],
+    version: Annotated[
+        str | None, typer.Argument(metavar="VERSION", help="Release version, e.g. 1.2.0.")
+    ] = None,
+    old_version: Annotated[
+        str | None, typer.Option("--version", hidden=True, help="Replaced by VERSION.")
+    ] = None,
     profile: Annotated[
         list[str] | None,
-        typer.Option("--profile", "-p", help="Profile(s) to release (default: all)."),
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile(s) to release (default: all).",
+            autocompletion=_complete_profiles,
+        ),
     ] = None,
     system: Annotated[
-        list[str] | None,
+        list[Systems] | None,
         typer.Option("--system", help="Nix system(s); several make a manifest list."),
     ] = None,
     push: Annotated[
@@ -689,7 +824,7 @@ def release(
             help="skopeo's registries.d (where signatures go; default: the system's).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -699,6 +834,13 @@ def release(
     from rpbuild.signing import Signing
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
+    if old_version is not None:
+        raise RpbuildError(
+            "release --version: the version is an argument now, not an option",
+            hint=f"rpbuild release {old_version} ...",
+        )
+    if version is None:
+        raise RpbuildError("release: missing VERSION (e.g. `rpbuild release 1.2.0`)")
     sign = None
     if sign_by or sign_by_sigstore_private_key:
         sign = Signing(
@@ -715,7 +857,7 @@ def release(
     options = rel.ReleaseOptions(
         version=version,
         profiles=tuple(profile or ()),
-        systems=tuple(system or ()),
+        systems=tuple(str(s) for s in system or ()),
         push=push,
         snapshot=snapshot,
         report=report,
@@ -729,7 +871,7 @@ def release(
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
     if as_json:
-        _print_json(result.report)
+        _print_json("release", result.report)
     else:
         print("\n".join(rel.summary_lines(result)))
     if not result.verified:
@@ -782,7 +924,9 @@ def verify_release(
     checks = vr.verify_release(report, options)
     failed = [check for check in checks if not check.ok]
     if as_json:
-        _print_json({"ok": not failed, "checks": [check.as_dict() for check in checks]})
+        _print_json(
+            "verify-release", {"ok": not failed, "checks": [check.as_dict() for check in checks]}
+        )
     elif not c.quiet:
         print("\n".join(check.line() for check in checks))
     if failed:
@@ -794,12 +938,17 @@ def verify_release(
 @app.command()
 def verify(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to verify.")] = "minimal",
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", "-p", help="Profile to verify.", autocompletion=_complete_profiles
+        ),
+    ] = "minimal",
     system: SystemOpt = "x86_64-linux",
     override_input: OverrideOpt = None,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -814,7 +963,7 @@ def verify(
             c.project(), profile, system, opts, notify=progress.notify, on_log=progress.on_log
         )
     if as_json:
-        _print_json(result.as_dict())
+        _print_json("verify", result.as_dict())
     elif result.reproducible:
         print(f"{profile} ({system}): reproducible, image {result.image_id}")
     if not result.reproducible:
@@ -828,7 +977,7 @@ def lock_update(
         list[str] | None, typer.Argument(metavar="[INPUT]...", help="Inputs (default: all).")
     ] = None,
     option: NixOptionOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -841,16 +990,15 @@ def lock_update(
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
     if as_json:
-        _print_json(
-            [
-                {
-                    "input": ch.path,
-                    "old": ch.old.as_dict() if ch.old else None,
-                    "new": ch.new.as_dict() if ch.new else None,
-                }
-                for ch in result.changes
-            ]
-        )
+        changes = [
+            {
+                "input": ch.path,
+                "old": ch.old.as_dict() if ch.old else None,
+                "new": ch.new.as_dict() if ch.new else None,
+            }
+            for ch in result.changes
+        ]
+        _print_json("lock-update", {"changed": bool(changes), "changes": changes})
         return
     print("\n".join(rel.lock_changes_lines(result)))
 
@@ -881,11 +1029,20 @@ def join_pairs(argv: list[str]) -> list[str]:
 
 # --- image ------------------------------------------------------------------
 
-SystemOpt = Annotated[
-    str, typer.Option("--system", help="Nix system to build for (x86_64-linux, aarch64-linux).")
-]
+System = Literal["x86_64-linux", "aarch64-linux"]  # project.SYSTEMS
+
+
+class Systems(StrEnum):
+    """The systems as an enum: typer takes a list of choices only as one."""
+
+    X86_64 = "x86_64-linux"
+    AARCH64 = "aarch64-linux"
+
+
+SystemOpt = Annotated[System, typer.Option("--system", help="Nix system to build for.")]
 EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="docker or podman (default: docker if installed).")
+    Literal["docker", "podman"] | None,
+    typer.Option("--engine", help="Container engine (default: docker if installed)."),
 ]
 OverrideOpt = Annotated[
     list[str] | None,
@@ -920,7 +1077,7 @@ def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]
 
 def nix_options(
     overrides: list[str] | None, builders: str | None, options: list[str] | None
-) -> Any:
+) -> NixOptions:
     from rpbuild.nix import NixOptions
 
     return NixOptions(
@@ -933,7 +1090,12 @@ def nix_options(
 @app.command()
 def image(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to build.")] = "minimal",
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", "-p", help="Profile to build.", autocompletion=_complete_profiles
+        ),
+    ] = "minimal",
     system: SystemOpt = "x86_64-linux",
     engine: EngineOpt = None,
     tag: Annotated[
@@ -943,7 +1105,7 @@ def image(
     override_input: OverrideOpt = None,
     builders: BuildersOpt = None,
     option: NixOptionOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -959,7 +1121,7 @@ def image(
         )  # fmt: skip
         if cached is not None:
             if as_json:
-                _print_json(cached.as_dict())
+                _print_json("image", cached.as_dict())
             else:
                 views.image_result(sys.stdout, cached)
             _exit_now()
@@ -977,7 +1139,7 @@ def image(
             c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
         )
     if as_json:
-        _print_json(result.as_dict())
+        _print_json("image", result.as_dict())
     else:
         views.image_result(sys.stdout, result)
 
@@ -1002,10 +1164,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _usage_error(exc: Exception) -> str | None:
-    """click's usage errors (vendored by newer typer) as one line, or None."""
-    if not hasattr(exc, "format_message") or not hasattr(exc, "exit_code"):
-        return None
+def _usage_error(exc: typer.TyperException) -> str:
+    """click's usage errors (vendored by typer) as one line."""
     ctx = getattr(exc, "ctx", None)
     where = getattr(ctx, "command_path", None) or "rpbuild"
     return f"{exc.format_message()} (see `{where} --help`)"
@@ -1019,37 +1179,35 @@ def main() -> None:
     # sent to rpbuild must still stop it with its cleanup, as Ctrl-C does.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = join_pairs(sys.argv[1:])
-    _keep_only_what_runs(argv)
+    if "_RPBUILD_COMPLETE" not in os.environ:  # completion reads its words from the environment
+        _keep_only_what_runs(argv)
     try:
         code = app(args=argv, prog_name="rpbuild", standalone_mode=False)
     except RpbuildError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("rpbuild: interrupted\n")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except OSError as exc:
-        # A file the user named or that rpbuild needs cannot be read or written.
+        # A file the user named or that rpbuild needs cannot be read or written: the
+        # input is at fault; without a file name (a full disk, no memory) the run is.
         where = f"{exc.filename}: " if exc.filename else ""
         sys.stderr.write(f"rpbuild: error: {where}{exc.strerror or exc}\n")
-        sys.exit(2)
-    except Exception as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rpbuild`: the help
-            sys.stdout.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
+        sys.exit(ExitCode.USAGE if exc.filename else ExitCode.RUNTIME)
+    except typer.TyperException as exc:
+        from typer._click.exceptions import NoArgsIsHelpError
+
+        if isinstance(exc, NoArgsIsHelpError):  # bare `rpbuild`: the help
+            sys.stdout.write(exc.format_message() + "\n")
             _exit_now()
-        message = _usage_error(exc)
-        if message is None:
-            if type(exc).__name__ == "Abort":
-                sys.stderr.write("rpbuild: interrupted\n")
-                sys.exit(130)
-            raise
-        sys.stderr.write(f"rpbuild: error: {message}\n")
-        sys.exit(2)
-    if code == 130:  # Ctrl-C outside a child process: click turned it into exit 130
+        sys.stderr.write(f"rpbuild: error: {_usage_error(exc)}\n")
+        sys.exit(ExitCode.USAGE)
+    if code == ExitCode.INTERRUPTED:  # Ctrl-C outside a child: click made it exit 130
         sys.stderr.write("rpbuild: interrupted\n")
     if code in (0, None) and not _RAN:  # only help was printed: nothing to tear down
         _exit_now()
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 def _command_word(argv: list[str]) -> str | None:

@@ -314,24 +314,52 @@ def document(spec: TopologySpec) -> dict[str, Any]:
     }
 
 
-def dump(doc: Mapping[str, Any]) -> str:
+YAML_SUFFIXES = (".yml", ".yaml")
+
+
+def format_for(path: Path | None) -> str:
+    """The format `-o PATH` asks for by its extension: YAML for .yml/.yaml, else JSON."""
+    return "yaml" if path is not None and path.suffix.lower() in YAML_SUFFIXES else "json"
+
+
+def dump(doc: Mapping[str, Any], file_format: str = "json") -> str:
+    """JSON (which is YAML too), or YAML for people who edit the file.
+
+    PyYAML is imported only here and in load(), so that no other command pays for it.
+    """
+    if file_format == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False))
     return json.dumps(doc, indent=2) + "\n"
 
 
 def load(text: str, source: str) -> dict[str, Any]:
-    """A compose file written by `rpbuild compose` (JSON), possibly edited."""
+    """A compose file written by `rpbuild compose` (JSON or YAML), possibly edited."""
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RpbuildError(
-            f"{source}: not a compose file written by `rpbuild compose` (JSON): {exc}"
-        ) from None
+    except json.JSONDecodeError as json_error:
+        doc = _load_yaml(text, source, json_error)
     if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
         raise RpbuildError(f"{source}: no services in the compose file")
     missing = [role for role in ROLES if role not in doc["services"]]
     if missing:
         raise RpbuildError(f"{source}: no '{missing[0]}' service in the compose file")
     return doc
+
+
+def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        looks_json = text.lstrip().startswith("{")
+        why = f"JSON: {json_error}" if looks_json else f"YAML{where}: {problem}"
+        raise RpbuildError(f"{source}: not a compose file (JSON or YAML): {why}") from None
 
 
 def plan_of(doc: Mapping[str, Any], source: str) -> Plan:

@@ -1,12 +1,33 @@
-"""Domain errors. The CLI turns them into one line on stderr and an exit code."""
+"""Domain errors. The CLI turns them into one line on stderr and an exit code.
+
+The exit code is part of each error class, so every command exits alike for the same
+kind of failure (the README's table lists them):
+
+- 1 ``CHECK_FAILED``: a check the user asked for failed (render --check, a size budget,
+  the tunnel test, a verification, a release's preconditions);
+- 2 ``USAGE``: the command line or the input is wrong (as click's usage errors);
+- 3 ``RUNTIME``: a tool failed or is missing at run time (nix, the engine, skopeo, git,
+  the network);
+- 130 ``INTERRUPTED``: Ctrl-C, SIGTERM or SIGHUP.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECK_FAILED = 1
+    USAGE = 2
+    RUNTIME = 3
+    INTERRUPTED = 130
 
 
 class RpbuildError(Exception):
     """An error a user can cause or fix; printed as one line, never a traceback."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -30,13 +51,19 @@ class RenderError(RpbuildError):
 
 
 class CheckFailed(RpbuildError):
-    """A check the user asked for failed (render --check, sizes --check): exit 1."""
+    """A check the user asked for failed (render --check, sizes --check)."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 class CommandError(RpbuildError):
-    """An external command failed; carries the tail of its stderr."""
+    """An external command failed; carries the tail of its stderr.
+
+    A failure at run time by default; a subclass whose cause is the user's input
+    (a profile attribute nixpkgs lacks, a stale lock) says so with its own code.
+    """
+
+    exit_code = ExitCode.RUNTIME
 
     def __init__(
         self,
@@ -56,7 +83,7 @@ class CommandError(RpbuildError):
 class ToolMissing(RpbuildError):
     """nix, docker or podman is not installed or not running."""
 
-    exit_code = 3
+    exit_code = ExitCode.RUNTIME
 
 
 class NixError(CommandError):
@@ -70,4 +97,4 @@ class EngineError(CommandError):
 class Interrupted(RpbuildError):
     """The user pressed Ctrl-C; everything was left as it was."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED

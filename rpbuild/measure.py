@@ -21,7 +21,7 @@ from rpbuild.build import (
     quiet,
     stage,
 )
-from rpbuild.errors import NixError, RpbuildError
+from rpbuild.errors import ExitCode, NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.nix import PathInfo
 from rpbuild.profiles import Profile, display_path, select
@@ -43,7 +43,7 @@ from rpbuild.state import (
 class NotBuilt(RpbuildError):
     """--no-build and some profiles are not in the store."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 def _with_ancestors(profiles: dict[str, Profile], names: Sequence[str]) -> list[str]:

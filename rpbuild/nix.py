@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from rpbuild import process
-from rpbuild.errors import NixError, ToolMissing
+from rpbuild.errors import ExitCode, NixError, ToolMissing
 from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.units import store_name
 
@@ -127,6 +127,8 @@ class FlakeMetadata:
 class ProfileEvalError(NixError):
     """The rendered flake threw an `rpbuild-error:` marker: a profile asked for the impossible."""
 
+    exit_code = ExitCode.USAGE  # the profile is at fault, not nix
+
     def __init__(
         self,
         message: str,
@@ -177,6 +179,8 @@ class FetchFailed(NixError):
 
 class LockMismatch(NixError):
     """flake.lock does not match flake.nix and rpbuild never lets nix change it silently."""
+
+    exit_code = ExitCode.USAGE  # the project's files disagree; `rpbuild lock update` fixes it
 
 
 def _opt_str(value: Any) -> str | None:

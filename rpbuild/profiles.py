@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from rpbuild import reference
 from rpbuild.errors import ProfileError
 from rpbuild.fsutil import profile_files
 
@@ -31,10 +32,6 @@ PROFILE_NAME_MAX = 63
 PROFILE_NAME_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{PROFILE_NAME_MAX - 1}}}$")
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 ATTR_PART_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]{0,99}$")
-IMAGE_NAME_RE = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
@@ -123,21 +120,24 @@ class Profile:
                 return {"package": p.name, "source": "nixpkgs"}
         return None
 
+    def _image(self, *, layers_key: str) -> dict[str, Any]:
+        return {
+            "name": self.image.name,
+            "tag": self.image.tag,
+            "entrypoint": list(self.image.entrypoint),
+            "cmd": list(self.image.cmd),
+            "env": dict(sorted(self.image.env.items())),
+            "labels": dict(sorted(self.image.labels.items())),
+            "created": self.image.created,
+            layers_key: self.image.max_layers,
+        }
+
     def spec(self) -> dict[str, Any]:
         """The data the flake template hands to Nix (through builtins.fromJSON)."""
         return {
             "rosenpass": self.rosenpass,
             "description": self.description,
-            "image": {
-                "name": self.image.name,
-                "tag": self.image.tag,
-                "entrypoint": list(self.image.entrypoint),
-                "cmd": list(self.image.cmd),
-                "env": dict(sorted(self.image.env.items())),
-                "labels": dict(sorted(self.image.labels.items())),
-                "created": self.image.created,
-                "maxLayers": self.image.max_layers,
-            },
+            "image": self._image(layers_key="maxLayers"),  # dockerTools' argument name
             "packages": [
                 {
                     "name": p.name,
@@ -170,7 +170,7 @@ class Profile:
             "extends": self.extends,
             "chain": list(self.chain),
             "budget": self.budget,
-            "image": self.spec()["image"],
+            "image": self._image(layers_key="max_layers"),  # snake_case, as every --json
             "packages": [
                 {
                     "name": p.name,
@@ -415,11 +415,12 @@ def _resolve(
     img = raw.image
     base = parent.image if parent else None
     iname = _string(img.get("name", base.name if base else "rosenpass"), f"{where}: image.name")
-    if not IMAGE_NAME_RE.match(iname):
-        raise ProfileError(f"{where}: image.name {iname!r} is not a valid image name")
     tag = _string(img.get("tag", name), f"{where}: image.tag")
-    if not TAG_RE.match(tag):
-        raise ProfileError(f"{where}: image.tag {tag!r} is not a valid tag")
+    try:
+        reference.repository(iname, f"{where}: image.name")
+        reference.check_tag(tag, f"{where}: image.tag")
+    except reference.ReferenceError as exc:
+        raise ProfileError(exc.message) from None
     created = _string(
         img.get("created", base.created if base else DEFAULT_CREATED), f"{where}: image.created"
     )
@@ -570,31 +571,6 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
     for name in sorted(raws):
         _resolve(name, raws, cache, [])
     return {name: cache[name] for name in sorted(cache)}
-
-
-_REGISTRY_RE = re.compile(
-    r"^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?$|^[A-Za-z0-9.-]+:[0-9]{1,5}$"
-)
-
-
-def image_reference(value: str, default_tag: str) -> str:
-    """Check an image reference given on the command line; add the tag when it has none.
-
-    Checked before anything runs, so that a bad --tag cannot fail after a long build.
-    """
-    name, tag = value, default_tag
-    last = value.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = value.rsplit(":", 1)
-    parts = name.split("/")
-    has_registry = len(parts) > 1 and _REGISTRY_RE.match(parts[0])
-    path = "/".join(parts[1:]) if has_registry else name
-    if not IMAGE_NAME_RE.match(path) or not TAG_RE.match(tag):
-        raise ProfileError(
-            f"invalid image reference {value!r} (lower-case NAME[:TAG], "
-            "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
-        )
-    return f"{name}:{tag}"
 
 
 def select(profiles: Mapping[str, Profile], name: str) -> Profile:

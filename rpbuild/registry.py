@@ -27,18 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rpbuild import process
-from rpbuild.errors import CommandError, RpbuildError, ToolMissing
+from rpbuild.errors import CommandError, ExitCode, RpbuildError, ToolMissing
 from rpbuild.fsutil import is_stream_script
-from rpbuild.profiles import TAG_RE
 
 if TYPE_CHECKING:
     from rpbuild.signing import Signing
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-#: The longest tag and the longest repository name (host included) the distribution spec allows.
-TAG_MAX = 128
-NAME_MAX = 255
 # What a registry answers when the tag, or the whole repository, is not there yet. Only
 # the answer to reading the manifest counts: "no such host" or a proxy's "not found"
 # while pinging the registry mean it was not reached at all.
@@ -77,11 +73,6 @@ _FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
         "is the registry running, at that host and port?",
     ),
 )
-# A registry host: DNS labels (or an IPv4 address), optionally with a port.
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]+))?$")
-# One component of a repository path (the OCI distribution spec's rule).
-_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
 class RegistryError(CommandError):
@@ -91,60 +82,7 @@ class RegistryError(CommandError):
 class ArchiveError(RpbuildError):
     """An image archive is not the docker-archive rpbuild expects."""
 
-
-def check_repository(repo: str) -> str:
-    """REGISTRY/REPO without tag or digest; the tag comes from the release version.
-
-    Checked as the distribution spec (and skopeo) read it, so that a repository skopeo
-    would refuse is refused before anything is built: the first component is a registry
-    host when it has a '.' or ':' or is 'localhost'; every other component is lower case.
-    """
-    where = f"--push {repo}"
-    if "://" in repo:
-        raise RpbuildError(
-            f"{where}: give the repository without a scheme (no http:// or https://)"
-        )
-    if "@" in repo or ":" in repo.rsplit("/", 1)[-1]:
-        raise RpbuildError(f"{where}: give the repository without a tag or digest")
-    first, _, rest = repo.partition("/")
-    components = repo.split("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        _check_host(first, where)
-        components = rest.split("/")
-    for component in components:
-        if _COMPONENT_RE.match(component):
-            continue
-        if not component:
-            raise RpbuildError(f"{where}: an empty path component ('//', or '/' at an end)")
-        if _COMPONENT_RE.match(component.lower()):
-            raise RpbuildError(
-                f"{where}: '{component}' must be lower case (only a registry host, "
-                "the part before the first '/' with a '.' or ':', may have capitals)"
-            )
-        raise RpbuildError(
-            f"{where}: '{component}' is not a repository name component (lower-case letters "
-            "and digits, separated by '.', '_', '__' or '-'); e.g. ghcr.io/user/rosenpass"
-        )
-    if len(repo) > NAME_MAX:
-        raise RpbuildError(f"{where}: longer than {NAME_MAX} characters")
-    return repo
-
-
-def _check_host(host: str, where: str) -> None:
-    match = _HOST_RE.match(host)
-    if match is None:
-        raise RpbuildError(f"{where}: '{host}' is not a registry host[:port]")
-    port = match["port"]
-    if port is not None and not 1 <= int(port) <= 65535:
-        raise RpbuildError(f"{where}: port {port} is not a TCP port (1-65535)")
-
-
-def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
-        raise RpbuildError(
-            f"'{tag}' is not a valid image tag (letters, digits, '_', '.', '-'; at most {TAG_MAX})"
-        )
-    return tag
+    exit_code = ExitCode.RUNTIME  # what the build wrote, not what the user typed
 
 
 def failure_hint(message: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import tempfile
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rpbuild import __version__, git, lockfile, nix, registry, signing
+from rpbuild import __version__, git, lockfile, nix, reference, registry, signing
 from rpbuild import sizes as sz
 from rpbuild.build import (
     BuildOptions,
@@ -36,7 +35,7 @@ from rpbuild.build import (
     stage,
 )
 from rpbuild.engine import normalise_id
-from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
+from rpbuild.errors import ExitCode, Interrupted, NixError, ProjectError, RpbuildError
 from rpbuild.profiles import select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
@@ -52,22 +51,19 @@ SNAPSHOT_SUFFIX = "-SNAPSHOT"
 DEFAULT_PROFILE = "minimal"
 #: OCI architecture of each nix system; also the suffix of per-architecture tags.
 ARCH = {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}
-# The distribution spec's tag grammar, character by character, to say what is wrong.
-_TAG_START = re.compile(r"[A-Za-z0-9_]")
-_TAG_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 _NONDETERMINISTIC = ("may not be deterministic", "not deterministic", "differs from")
 
 
 class ReleaseRefused(RpbuildError):
     """The release would not be pinned or would overwrite something; nothing was pushed."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 class NotReproducible(RpbuildError):
     """Building an image again gave a different image."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 # -- tags -------------------------------------------------------------------------
@@ -105,31 +101,23 @@ def check_tags(
     """Every tag the release would push, checked before anything is built: skopeo
     refuses an invalid one only when it comes to it, after earlier profiles were pushed.
 
-    The version is the part a user chooses, so a tag it spoils names --version.
+    The version is the part a user chooses, so a tag it spoils names the version.
     """
-    if not version:
-        raise RpbuildError("--version: must not be empty")
-    if not _TAG_START.match(version):
-        raise RpbuildError(
-            f"--version {version!r}: an image tag starts with a letter, a digit or '_'"
-        )
-    bad = next((c for c in version if not _TAG_CHAR.match(c)), None)
-    if bad is not None:
-        raise RpbuildError(
-            f"--version {version!r}: {bad!r} is not allowed in an image tag "
-            "(letters, digits, '_', '.', '-')"
-        )
+    if len(version) <= reference.TAG_MAX:
+        problem = reference.tag_problem(version)
+        if problem is not None:
+            raise RpbuildError(f"VERSION {version!r}: {problem}")
     tags = [t for p in profiles for t in release_tags(version, p, systems, snapshot=snapshot)]
     longest = max(tags, key=len, default=version)
     suffix = len(longest) - len(version)
-    if len(longest) > registry.TAG_MAX and suffix < registry.TAG_MAX:
+    if len(longest) > reference.TAG_MAX and suffix < reference.TAG_MAX:
         raise RpbuildError(
-            f"--version {version!r}: too long: the tag '{longest}' would have "
-            f"{len(longest)} characters, at most {registry.TAG_MAX} "
-            f"(a version of up to {registry.TAG_MAX - suffix} characters fits every tag)"
+            f"VERSION {version!r}: too long: the tag '{longest}' would have "
+            f"{len(longest)} characters, at most {reference.TAG_MAX} "
+            f"(a version of up to {reference.TAG_MAX - suffix} characters fits every tag)"
         )
     for tag in tags:
-        registry.check_tag(tag)
+        reference.check_tag(tag)
 
 
 # -- options and results ----------------------------------------------------------
@@ -352,7 +340,7 @@ def _check_registry(options: ReleaseOptions, profiles: Sequence[str]) -> None:
             if found:
                 raise ReleaseRefused(
                     f"{ref}: already in the registry; a release never overwrites a tag "
-                    "(choose a new --version, or use --snapshot)"
+                    "(choose a new VERSION, or use --snapshot)"
                 )
 
 
@@ -376,7 +364,7 @@ def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]
     """The options on their own, before anything is asked of git, a registry or nix."""
     check_overrides(options)
     if options.push is not None:
-        registry.check_repository(options.push)
+        reference.repository(options.push, "--push")
         registry.require_skopeo()
     signing.check(options.sign, options.push)
     systems = _systems(options)

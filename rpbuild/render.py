@@ -26,26 +26,6 @@ FLAKE_TEMPLATE = "flake.nix.j2"
 ENTRYPOINT_TEMPLATE = "entrypoint.sh"
 
 
-def nix_string(text: str) -> str:
-    """Escape text for the inside of a Nix double-quoted string.
-
-    Backslash, double quote and dollar are escaped (so `${` can never start an
-    interpolation); newline, CR and tab use Nix's escapes. NUL cannot be
-    represented in Nix strings at all.
-    """
-    if "\x00" in text:
-        raise RenderError("a NUL character cannot be passed to Nix")
-    out = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("$", "\\$")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return out
-
-
 def nix_indented_string(text: str) -> str:
     """Escape text for the inside of a Nix indented string (two single quotes each side).
 
@@ -96,12 +76,11 @@ def _environment(templates: Path) -> Any:
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
-        autoescape=False,  # the output is Nix, and values are escaped by nix_string
+        autoescape=False,  # the output is Nix; profile values reach it only as escaped JSON
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=False,
     )
-    env.filters["nix_string"] = nix_string
     env.filters["nix_indented_string"] = nix_indented_string
     return env
 

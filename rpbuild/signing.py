@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import process
-from rpbuild.errors import RpbuildError, ToolMissing
+from rpbuild.errors import ExitCode, RpbuildError, ToolMissing
 from rpbuild.registry import skopeo_message
 
 SIGSTORE_FLAG = "--sign-by-sigstore-private-key"
@@ -36,9 +36,13 @@ PROBE_IDENTITY = "rpbuild.invalid/signing-probe:latest"
 
 
 class SigningRefused(RpbuildError):
-    """Signing was asked for and cannot be done; nothing was built or pushed."""
+    """Signing was asked for and cannot be done; nothing was built or pushed.
 
-    exit_code = 1
+    What was asked cannot be done as given (no such key, no passphrase, no --push, a
+    skopeo that cannot sign that way): an input error, like a usage error.
+    """
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

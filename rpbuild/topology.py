@@ -96,6 +96,12 @@ class Check:
 class TopologyFailed(CheckFailed):
     """The topology did not come up, or a tunnel check failed (exit 1)."""
 
+    def __init__(
+        self, message: str, *, hint: str | None = None, checks: Sequence[Check] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.checks = list(checks)  # the checks run, for `test --json`
+
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
@@ -736,6 +742,7 @@ def _test(
         failed = [c for c in checks if not c.ok]
         if failed:
             raise TopologyFailed(
-                f"{len(failed)} of {len(checks)} tunnel checks failed; first: {failed[0].name}"
+                f"{len(failed)} of {len(checks)} tunnel checks failed; first: {failed[0].name}",
+                checks=checks,
             )
         return checks

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild import provenance, registry, signing
-from rpbuild.errors import RpbuildError
+from rpbuild.errors import ExitCode, RpbuildError
 
 RELEASE_JSON = "release.json"
 
@@ -28,7 +28,7 @@ RELEASE_JSON = "release.json"
 class VerifyFailed(RpbuildError):
     """Something in the report does not match the registry or the report's own files."""
 
-    exit_code = 1
+    exit_code = ExitCode.CHECK_FAILED
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def profile_detail(console: Console, profile: Profile) -> None:
         console.print(line, soft_wrap=True)
 
 
-class BuildProgress:
+class ProgressDisplay:
     """Messages and nix's log for one command; quiet shows warnings only."""
 
     def __init__(self, stream: IO[str], *, quiet: bool, verbose: bool) -> None:
@@ -104,7 +104,7 @@ class BuildProgress:
         self.verbose = verbose
         self._view: Any = None
 
-    def __enter__(self) -> BuildProgress:
+    def __enter__(self) -> ProgressDisplay:
         from rpbuild import progress
 
         self._view = progress.make_view(self.stream, quiet=self.quiet, verbose=self.verbose)
@@ -124,8 +124,8 @@ class BuildProgress:
         self._view.feed(line)
 
 
-def build_progress(stream: IO[str], *, quiet: bool, verbose: bool) -> BuildProgress:
-    return BuildProgress(stream, quiet=quiet, verbose=verbose)
+def build_progress(stream: IO[str], *, quiet: bool, verbose: bool) -> ProgressDisplay:
+    return ProgressDisplay(stream, quiet=quiet, verbose=verbose)
 
 
 def image_result(stream: IO[str], result: ImageResult) -> None:

@@ -24,17 +24,26 @@ if _NIX_TEST_CONFIG not in os.environ.get("NIX_CONFIG", ""):
         line for line in (os.environ.get("NIX_CONFIG", ""), _NIX_TEST_CONFIG) if line
     )
 STANDIN = REPO / "tests" / "standin"
-STANDIN_OVERRIDES = [
-    "--override-input",
-    "nixpkgs",
-    f"path:{STANDIN / 'nixpkgs'}",
-    "--override-input",
-    "rosenpass",
-    f"path:{STANDIN / 'rosenpass'}",
-    "--option",
-    "substituters",
-    "",
-]
+
+
+def _standin_inputs(nixpkgs: Path, rosenpass: Path) -> tuple[tuple[str, str], ...]:
+    return (("nixpkgs", f"path:{nixpkgs}"), ("rosenpass", f"path:{rosenpass}"))
+
+
+# No binary cache: the tests are offline, and nix must not try one.
+_NO_SUBSTITUTERS = (("substituters", ""),)
+
+
+def standin_overrides(
+    *, nixpkgs: Path = STANDIN / "nixpkgs", rosenpass: Path = STANDIN / "rosenpass"
+) -> list[str]:
+    """The stand-in inputs as rpbuild's command-line options (a copy may replace one)."""
+    pairs = [("--override-input", *p) for p in _standin_inputs(nixpkgs, rosenpass)]
+    pairs += [("--option", *o) for o in _NO_SUBSTITUTERS]
+    return [word for pair in pairs for word in pair]
+
+
+STANDIN_OVERRIDES = standin_overrides()
 
 
 @dataclass
@@ -112,11 +121,8 @@ def cli_runner(tmp_path: Path) -> RunCli:
 def standin_nix_options() -> NixOptions:
     """The stand-in inputs as rpbuild's own nix options (for tests calling rpbuild.nix)."""
     return NixOptions(
-        overrides=(
-            ("nixpkgs", f"path:{STANDIN / 'nixpkgs'}"),
-            ("rosenpass", f"path:{STANDIN / 'rosenpass'}"),
-        ),
-        options=(("substituters", ""),),
+        overrides=_standin_inputs(STANDIN / "nixpkgs", STANDIN / "rosenpass"),
+        options=_NO_SUBSTITUTERS,
     )
 
 

@@ -13,7 +13,9 @@ def test_profiles_table_and_json(rpbuild: RunCli, project: Path) -> None:
     assert table.returncode == 0, table.stderr
     for word in ("minimal", "with-wireguard", "debug", "coreutils-full", "iana-etc", "required"):
         assert word in table.stdout
-    data = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)
+    document = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)
+    assert document["format"] == "rpbuild-profiles/1"
+    data = document["profiles"]
     assert data["debug"]["chain"] == ["debug", "with-wireguard", "minimal"]
     # rosenpass from nixpkgs (the default rosenpass_source): rp comes in rosenpass-tools.
     pkg, tools = data["minimal"]["packages"][:2]
@@ -32,10 +34,16 @@ def test_profiles_table_and_json(rpbuild: RunCli, project: Path) -> None:
         "rosenpass-tools",
     )
     (project / "rpbuild.toml").write_text('rosenpass_source = "flake"\n')
-    flake = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)["minimal"]["packages"]
+    flake = json.loads(rpbuild("profiles", "--json", cwd=project).stdout)["profiles"]["minimal"][
+        "packages"
+    ]
     assert (flake[0]["source"], flake[1]["name"]) == ("rosenpass", "coreutils-full")
     one = json.loads(rpbuild("profiles", "show", "with-wireguard", "--json", cwd=project).stdout)
-    assert one["name"] == "with-wireguard"
+    assert one["format"] == "rpbuild-profile/1" and one["name"] == "with-wireguard"
+    assert one["image"]["max_layers"] == 100 and "maxLayers" not in one["image"]
+    # The group's --json reaches the command instead of being dropped for a table.
+    grouped = rpbuild("profiles", "--json", "show", "with-wireguard", cwd=project)
+    assert json.loads(grouped.stdout) == one
     shown = rpbuild("profiles", "show", "debug", cwd=project)
     assert "debug -> with-wireguard -> minimal" in shown.stdout
 
@@ -220,7 +228,7 @@ def test_an_empty_profiles_directory_is_an_error_not_a_fallback(
     elsewhere.mkdir()
     r = rpbuild("profiles", "--json", cwd=elsewhere)
     assert r.returncode == 0, r.stderr
-    assert "minimal" in json.loads(r.stdout)
+    assert "minimal" in json.loads(r.stdout)["profiles"]
 
 
 def test_project_errors_are_named(rpbuild: RunCli, project: Path) -> None:
@@ -275,7 +283,7 @@ def test_editor_lock_files_in_profiles_are_ignored(rpbuild: RunCli, project: Pat
     (project / "profiles" / ".#minimal.toml").symlink_to("user@host.4242:1700000000")
     r = rpbuild("profiles", "--json", cwd=project)
     assert r.returncode == 0, r.stderr
-    assert list(json.loads(r.stdout)) == ["debug", "minimal", "with-wireguard"]
+    assert list(json.loads(r.stdout)["profiles"]) == ["debug", "minimal", "with-wireguard"]
 
 
 def test_a_long_profile_name_is_too_long_not_misspelt(rpbuild: RunCli, project: Path) -> None:

@@ -91,6 +91,19 @@ def test_lock_update_creates_updates_and_says_when_nothing_changed(
     assert lock["nodes"]["rosenpass"]["locked"]["rev"] == new_rev
     assert lock["nodes"]["nixpkgs"]["locked"]["rev"] == revs["nixpkgs"]
 
+    # --json: one document with its format, the changes as data.
+    (local_inputs["rosenpass"] / "NEWS").write_text("another change\n")
+    newer = commit_all(local_inputs["rosenpass"], "more news")
+    code, out, err = lock_update(rpbuild, project, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["format"] == "rpbuild-lock-update/1" and document["changed"] is True
+    [change] = document["changes"]
+    assert change["input"] == "rosenpass"
+    assert (change["old"]["rev"], change["new"]["rev"]) == (new_rev, newer)
+    code, out, err = lock_update(rpbuild, project, "--json")
+    assert json.loads(out) == {"format": "rpbuild-lock-update/1", "changed": False, "changes": []}
+
 
 def test_failed_update_leaves_the_lock_as_it_was(
     project: Path, local_inputs: dict[str, Path], rpbuild: RunCli

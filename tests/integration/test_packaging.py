@@ -44,6 +44,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "rpbuild/_data/profiles/minimal.toml",
     ):
         assert expected in names
+    # PEP 639: the licence as an SPDX expression, and both licence texts in the wheel.
+    [dist_info] = {n.split("/")[0] for n in names if ".dist-info/" in n}
+    metadata = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+    assert "License-Expression: MIT OR Apache-2.0\n" in metadata
+    for text in ("LICENSE-MIT", "LICENSE-APACHE"):
+        assert f"License-File: {text}\n" in metadata
+        assert f"{dist_info}/licenses/{text}" in names
+    assert "Requires-Dist: pyyaml>=6\n" in metadata
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     subprocess.run(
         [str(root / "venv" / "bin" / "pip"), "install", "-q", str(wheel)],
@@ -66,7 +74,8 @@ def test_outside_a_project_the_builtin_profiles_are_used(installed: Path, tmp_pa
     state = tmp_path / "state"
     listing = run(installed, "profiles", "--json", cwd=tmp_path, state=state)
     assert listing.returncode == 0, listing.stderr
-    assert sorted(json.loads(listing.stdout)) == ["debug", "minimal", "with-wireguard"]
+    profiles = json.loads(listing.stdout)["profiles"]
+    assert sorted(profiles) == ["debug", "minimal", "with-wireguard"]
     rendered = run(installed, "render", cwd=tmp_path, state=state)
     assert rendered.returncode == 0, rendered.stderr
     flake = state / "rpbuild" / "project" / "flake.nix"
@@ -82,7 +91,7 @@ def test_init_then_the_project_files_win(installed: Path, tmp_path: Path) -> Non
     assert (project / "flake.lock").read_bytes() == (REPO / "flake.lock").read_bytes()
     (project / "profiles" / "tiny.toml").write_text('extends = "minimal"\n[image]\ntag = "tiny"\n')
     listing = run(installed, "profiles", "--json", cwd=project, state=state)
-    assert "tiny" in json.loads(listing.stdout)
+    assert "tiny" in json.loads(listing.stdout)["profiles"]
     again = run(installed, "init", str(project), cwd=tmp_path, state=state)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert run(installed, "render", cwd=project, state=state).returncode == 0

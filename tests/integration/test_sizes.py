@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, STANDIN_OVERRIDES, RunCli, use_rosenpass_source
+from tests.conftest import (
+    STANDIN,
+    STANDIN_OVERRIDES,
+    RunCli,
+    standin_overrides,
+    use_rosenpass_source,
+)
 
 pytestmark = pytest.mark.nix
 
@@ -174,17 +180,7 @@ def test_no_build_names_what_is_missing(rpbuild: RunCli, project: Path, tmp_path
             '"iproute2" = 122880;', f'"iproute2" = {122880 + (hash(str(tmp_path)) % 4096)};'
         )
     )
-    overrides = [
-        "--override-input",
-        "nixpkgs",
-        f"path:{nixpkgs}",
-        "--override-input",
-        "rosenpass",
-        f"path:{STANDIN / 'rosenpass'}",
-        "--option",
-        "substituters",
-        "",
-    ]
+    overrides = standin_overrides(nixpkgs=nixpkgs)
     result = rpbuild("sizes", "--no-build", "--profile", "minimal", *overrides, cwd=project)
     assert result.returncode == 1
     assert "not built for x86_64-linux: minimal" in result.stderr

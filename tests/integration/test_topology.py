@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rpbuild import compose as cmp
 from rpbuild import composetool
@@ -200,6 +201,23 @@ def test_rpbuild_test_proves_the_tunnel_both_ways_over_ipv4_and_ipv6(env: Env) -
     assert nothing_left(name), leftovers(name)
 
 
+def test_rpbuild_test_json_is_one_document_with_every_check(env: Env) -> None:
+    name = env.name()
+    run = env.cli(
+        "test", "--ip", "4", "--userspace-wireguard", "--name", name, "--json", *build_args(env)
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads(run.stdout)
+    assert document["format"] == "rpbuild-test/1" and document["passed"] is True
+    assert document["image"] == env.tag
+    checks = {c["name"]: c for c in document["checks"]}
+    [ping] = [c for n, c in checks.items() if n.startswith("ping client -> server")]
+    assert ping["ok"] is True and "(IPv4)" in ping["name"], document
+    assert checks["PSK checks"]["skipped"] is True
+    assert all(set(c) == {"name", "ok", "skipped", "detail"} for c in document["checks"])
+    assert nothing_left(name), leftovers(name)
+
+
 def test_a_failed_run_shows_both_logs_and_leaves_nothing(env: Env, tmp_path: Path) -> None:
     subnets = cmp.free_subnets(composetool.subnets_in_use(engines.detect("docker")))
     made = env.cli(
@@ -217,13 +235,20 @@ def test_a_failed_run_shows_both_logs_and_leaves_nothing(env: Env, tmp_path: Pat
     assert made.returncode == 0, made.stderr
     doc = json.loads((tmp_path / "c").read_text())
     doc["services"]["client"]["environment"]["SERVER_PORT"] = "9001"  # nobody listens there
-    wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps(doc))
+    wrong = tmp_path / "wrong.yml"  # edited as users do: in YAML, which compose reads too
+    wrong.write_text(yaml.safe_dump(doc))
     name = env.name()
     run = env.cli(
-        "test", "--compose-file", str(wrong), "--name", name, "--timeout", "12", *build_args(env)
-    )
+        "test", "--compose-file", str(wrong), "--name", name, "--timeout", "12", "--json",
+        *build_args(env),
+    )  # fmt: skip
     assert run.returncode == 1, run.stdout + run.stderr
+    assert json.loads(run.stdout) == {
+        "format": "rpbuild-test/1",
+        "image": env.tag,
+        "passed": False,
+        "checks": [],  # it failed before the checks: the tunnel never came up
+    }
     assert "--- server logs ---" in run.stderr and "--- client logs ---" in run.stderr
     assert "client | " in run.stderr and "server | " in run.stderr
     assert "rpbuild: error: the tunnel was not up within 12 s" in run.stderr
@@ -423,7 +448,7 @@ def test_rpbuild_test_leaves_a_running_topology_of_that_name_alone(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ip", "5"], "--ip: '5' is not one of 4, 6, dual"),
+        (["--ip", "5"], "Invalid value for '--ip': '5' is not one of '4', '6', 'dual'."),
         (["--subnet4", "8.8.8.0/24"], "--subnet4: 8.8.8.0/24 is not a private network"),
         (["--timeout", "0"], "--timeout: 0 is not a positive number of seconds"),
     ],
@@ -436,7 +461,7 @@ def test_bad_options_leave_a_running_topology_of_that_name_alone(
         bad = env.cli(command, "--name", running.name, *args, *build_args(env))
         assert bad.returncode == 2, bad.stdout + bad.stderr
         errors = [line for line in bad.stderr.splitlines() if line.startswith("rpbuild: error")]
-        assert errors == [f"rpbuild: error: {message}"], bad.stderr
+        assert len(errors) == 1 and errors[0].startswith(f"rpbuild: error: {message}"), bad.stderr
         assert "removed" not in bad.stderr
     assert composetool.containers(engines.detect("docker"), running.name) == running.containers
 
@@ -450,7 +475,10 @@ def test_bad_options_are_refused_before_the_image_is_built(env: Env, command: st
             *STANDIN_OVERRIDES,
         )  # fmt: skip
         assert bad.returncode == 2, bad.stdout + bad.stderr
-        assert bad.stderr == "rpbuild: error: --ip: '5' is not one of 4, 6, dual\n"
+        assert bad.stderr == (
+            "rpbuild: error: Invalid value for '--ip': '5' is not one of '4', '6', 'dual'. "
+            f"(see `rpbuild {command} --help`)\n"
+        )
         assert docker("image", "inspect", fresh, check=False).returncode != 0
     finally:
         docker("image", "rm", "--force", fresh, check=False)

@@ -170,10 +170,23 @@ def test_networks_are_checked_without_bridge_subnets() -> None:
 
 
 def test_load_rejects_what_is_not_ours() -> None:
-    with pytest.raises(RpbuildError, match="JSON"):
+    with pytest.raises(RpbuildError, match=r"^c.yml: not a compose file \(JSON or YAML\): YAML"):
+        cmp.load("services:\n  server: [\n", "c.yml")
+    with pytest.raises(RpbuildError, match=r"^c.json: not a compose file \(JSON or YAML\): JSON"):
+        cmp.load('{"services": ', "c.json")
+    with pytest.raises(RpbuildError, match="no 'client' service"):
         cmp.load("services:\n  server: {}\n", "c.yml")
     with pytest.raises(RpbuildError, match="no 'client' service"):
         cmp.load('{"services": {"server": {}}}', "c.json")
+
+
+def test_yaml_and_json_hold_the_same_document() -> None:
+    doc = cmp.document(cmp.TopologySpec(image="rosenpass:with-wireguard", ip="dual"))
+    as_yaml = cmp.dump(doc, "yaml")
+    assert not as_yaml.lstrip().startswith("{")
+    assert cmp.load(as_yaml, "c.yml") == cmp.load(cmp.dump(doc), "c.json") == doc
+    assert cmp.format_for(Path("x.YAML")) == cmp.format_for(Path("x.yml")) == "yaml"
+    assert cmp.format_for(Path("x.json")) == cmp.format_for(None) == "json"
 
 
 def test_free_subnets_skip_used_ones() -> None:

@@ -119,7 +119,7 @@ def test_extends_inherits_image_settings_and_merges_tables(tmp_path: Path) -> No
         ),
         (
             {"p": "[image]\ntag = 'a b'\n" + PKG.format(name="a")},
-            r"image.tag 'a b' is not a valid tag",
+            r"image.tag 'a b': ' ' is not allowed in a tag",
         ),
         ({"p": "budget = 'lots'\n" + PKG.format(name="a")}, r"budget: invalid size 'lots'"),
         ({"p": 'description = "nothing"\n'}, r"p\.toml: the profile has no packages"),

@@ -200,7 +200,7 @@ def test_the_release_joins_both_architectures_in_a_final_job() -> None:
     jobs = _jobs("release.yml")
     assert set(jobs["publish"]["needs"]) == {"prepare", "build"}
     script = _script(jobs["build"])
-    assert '--version "$VERSION-$ARCH"' in script and '--system "$SYSTEM"' in script
+    assert 'release "$VERSION-$ARCH"' in script and '--system "$SYSTEM"' in script
     publish = _script(jobs["publish"])
     assert 'docker manifest create "$REPO:$name" "$REPO@$amd64" "$REPO@$arm64"' in publish
     assert 'docker manifest push --purge "$REPO:$name"' in publish
