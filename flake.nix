@@ -54,7 +54,7 @@
                   ],
                   "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
-                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "reason": "The entrypoint needs basic file and text tools (mkdir, cp, mv, chmod, tr, date, sleep); rp brings its own coreutils on its wrapped PATH",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -74,7 +74,7 @@
                   ],
                   "description": "GNU grep",
                   "name": "gnugrep",
-                  "reason": "The rp script relies on grep and fails without it",
+                  "reason": "The entrypoint waits for rp\u0027s device with `ip link show | grep`; upstream rp calls grep only under `|| true` (looking for its nix store path)",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -95,6 +95,16 @@
                   "description": "wg, the WireGuard configuration tool",
                   "name": "wireguard-tools",
                   "reason": "Establishes and inspects the VPN connection between the peers (wg show)",
+                  "required": false,
+                  "source": "nixpkgs"
+                },
+                {
+                  "attrPath": [
+                    "wireguard-go"
+                  ],
+                  "description": "Userspace WireGuard (Go)",
+                  "name": "wireguard-go",
+                  "reason": "Userspace WireGuard: the entrypoint starts it as the device when the kernel has no WireGuard module, or when asked (WIREGUARD=userspace); upstream rp never starts it",
                   "required": false,
                   "source": "nixpkgs"
                 },
@@ -183,7 +193,7 @@
                   ],
                   "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
-                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "reason": "The entrypoint needs basic file and text tools (mkdir, cp, mv, chmod, tr, date, sleep); rp brings its own coreutils on its wrapped PATH",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -203,7 +213,7 @@
                   ],
                   "description": "GNU grep",
                   "name": "gnugrep",
-                  "reason": "The rp script relies on grep and fails without it",
+                  "reason": "The entrypoint waits for rp\u0027s device with `ip link show | grep`; upstream rp calls grep only under `|| true` (looking for its nix store path)",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -220,7 +230,7 @@
               ]
             },
             "with-wireguard": {
-              "description": "rosenpass with WireGuard tools, sysctl and ping",
+              "description": "rosenpass with WireGuard tools, userspace WireGuard, sysctl and ping",
               "image": {
                 "cmd": [],
                 "created": "1970-01-01T00:00:01Z",
@@ -252,7 +262,7 @@
                   ],
                   "description": "GNU core utilities, the full set",
                   "name": "coreutils-full",
-                  "reason": "The rp script and the entrypoint need basic file and text tools; also for working in the container",
+                  "reason": "The entrypoint needs basic file and text tools (mkdir, cp, mv, chmod, tr, date, sleep); rp brings its own coreutils on its wrapped PATH",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -272,7 +282,7 @@
                   ],
                   "description": "GNU grep",
                   "name": "gnugrep",
-                  "reason": "The rp script relies on grep and fails without it",
+                  "reason": "The entrypoint waits for rp\u0027s device with `ip link show | grep`; upstream rp calls grep only under `|| true` (looking for its nix store path)",
                   "required": true,
                   "source": "nixpkgs"
                 },
@@ -293,6 +303,16 @@
                   "description": "wg, the WireGuard configuration tool",
                   "name": "wireguard-tools",
                   "reason": "Establishes and inspects the VPN connection between the peers (wg show)",
+                  "required": false,
+                  "source": "nixpkgs"
+                },
+                {
+                  "attrPath": [
+                    "wireguard-go"
+                  ],
+                  "description": "Userspace WireGuard (Go)",
+                  "name": "wireguard-go",
+                  "reason": "Userspace WireGuard: the entrypoint starts it as the device when the kernel has no WireGuard module, or when asked (WIREGUARD=userspace); upstream rp never starts it",
                   "required": false,
                   "source": "nixpkgs"
                 },
