@@ -433,7 +433,7 @@ def _start(
         if not opts.userspace_wireguard and opts.compose_file is None:
             raise NoWireGuard(
                 exc.role,
-                f"this host's kernel has {NO_MODULE}; pass --userspace-wireguard "
+                f"this host has {NO_MODULE}; pass --userspace-wireguard "
                 "(the entrypoint then runs wireguard-go)",
             ) from None
         raise

@@ -98,11 +98,20 @@ cleanup() {
     RP_PID=
     children_of $$
     _left=
+    _names=
     for _pid in $RP_KIDS $_found; do
-        [ "$_pid" = "$WG_PID" ] || _left="$_left $_pid"
+        [ "$_pid" != "$WG_PID" ] && alive "$_pid" || continue
+        case " $_left " in *" $_pid "*) continue ;; esac
+        _left="$_left $_pid"
+        _comm='?'
+        read -r _comm 2>/dev/null <"/proc/$_pid/comm"
+        _names="${_names:+$_names, }$_comm ($_pid)"
     done
-    # shellcheck disable=SC2086
-    stop_pids $_left
+    if [ -n "$_left" ]; then
+        say "stopping what rp left running: $_names"
+        # shellcheck disable=SC2086
+        stop_pids $_left
+    fi
     RP_KIDS=
     if ip link show dev "$DEV" >/dev/null 2>&1; then
         ip link del dev "$DEV" 2>/dev/null && say "deleted $DEV, which rp left behind"
@@ -518,7 +527,7 @@ run_peer() {
             _status=$?
             RP_PID=
             if [ -n "$STOPPING" ]; then
-                say "stopped by SIG$STOPPING; rp exchange exited with status $_status"
+                say "stopped by SIG$STOPPING: rp exchange exited with status $_status"
                 cleanup
                 exit "$_status"
             fi
@@ -552,7 +561,7 @@ run_peer() {
         kill -0 "$RP_PID" 2>/dev/null || break
     done
     RP_PID=
-    say "rp exchange exited with status $_status"
+    say "${STOPPING:+stopped by SIG$STOPPING: }rp exchange exited with status $_status"
     cleanup
     exit "$_status"
 }
