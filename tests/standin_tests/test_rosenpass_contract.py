@@ -279,6 +279,7 @@ class Netns:
         assert self.holder.stdout is not None
         assert self.holder.stdout.readline() == "ready\n"
         self.procs: list[subprocess.Popen[str]] = []
+        self.logs: dict[int, Path] = {}
 
     def argv(self, args: list[str]) -> list[str]:
         return ["nsenter", "-t", str(self.holder.pid), "--net", "--mount", "--", *args]
@@ -297,7 +298,11 @@ class Netns:
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.procs.append(proc)
+        self.logs[proc.pid] = Path(log.name)
         return proc
+
+    def log_of(self, proc: subprocess.Popen[str]) -> Path:
+        return self.logs[proc.pid]
 
     def device(self, dev: str) -> None:
         """A userspace WireGuard device, as the entrypoint makes it before rp exchange."""
@@ -322,6 +327,18 @@ class Netns:
         self.holder.wait()
         for proc in self.procs:
             proc.wait(timeout=10)
+
+    def matching(self, *parts: str) -> list[int]:
+        """Processes in this namespace whose command line holds all parts."""
+        found = []
+        for pid in self.members():
+            try:
+                line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if all(part in line for part in parts):
+                found.append(pid)
+        return found
 
     def commands(self) -> list[str]:
         names = []
@@ -415,7 +432,11 @@ def test_rp_exchange_fails_without_wireguard_module(netns: Netns, tmp_path: Path
 
 
 def start_pair(
-    netns: Netns, tmp_path: Path, rekey: str | None = None, client_first: bool = False
+    netns: Netns,
+    tmp_path: Path,
+    rekey: str | None = None,
+    client_first: bool = False,
+    verbose: bool = False,
 ) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
     """Server rpa (listen 127.0.0.1:9999) and client rpb (endpoint 127.0.0.1:9999)."""
     a_sk, a_pk = keys(netns.env, tmp_path, "a")
@@ -425,7 +446,7 @@ def start_pair(
     netns.device("rpb")
     server = ["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "127.0.0.1:9999",
               "peer", str(b_pk), "allowed-ips", "10.9.0.2/32"]  # fmt: skip
-    client = ["rp", "exchange", str(b_sk), "dev", "rpb", "listen", "127.0.0.1:9997",
+    client = ["rp", *(["verbose"] if verbose else []), "exchange", str(b_sk), "dev", "rpb", "listen", "127.0.0.1:9997",
               "peer", str(a_pk), "endpoint", "127.0.0.1:9999", "allowed-ips", "10.9.0.1/32"]  # fmt: skip
     if client_first:
         b = netns.start(client, extra)
@@ -507,13 +528,17 @@ def test_psk_renewal(netns: Netns, tmp_path: Path) -> None:
 
 @needs_root
 def test_stale_key_becomes_random(netns: Netns, tmp_path: Path) -> None:
-    start_pair(netns, tmp_path, rekey="2")
+    _, client = start_pair(netns, tmp_path, rekey="2", verbose=True)
     same_psk(netns)
-    [server_rosenpass] = netns.run(["pgrep", "-f", "wireguard rpa "]).stdout.split()
-    assert netns.run(["kill", "-KILL", server_rosenpass]).returncode == 0
+    # freeze the server: rp keeps waiting for it, rpa keeps its last key, nothing answers
+    [server_rosenpass] = netns.matching("rosenpass exchange ", " wireguard rpa ")
+    os.kill(server_rosenpass, signal.SIGSTOP)
     held = netns.psk("rpa")
-    # the client's key is not renewed (no answer) and goes stale after 3 s: a random key
-    until(lambda: netns.psk("rpb") not in (held, "", "(none)"), "a random key", timeout=10)
+    # the client's key is not renewed and goes stale after 3 s (180/120 * 2): a random key
+    log = netns.log_of(client)
+    until(lambda: "Erasing outdated key from peer" in log.read_text(), "a stale key", timeout=15)
+    time.sleep(0.5)
+    assert netns.psk("rpb") not in (held, "", "(none)")
 
 
 @needs_root
