@@ -635,3 +635,20 @@ def test_aarch64_package_is_arm64(tmp_path: Path) -> None:
     assert len((sk / "pqsk").read_bytes()) == SK_LEN
     assert (pk / "pqpk").read_bytes() == expand_pk((sk / "pqsk").read_bytes())
     assert re.fullmatch(r"[A-Za-z0-9+/]{43}=\n", (pk / "wgpk").read_text())
+
+
+@needs_root
+def test_aarch64_exchange_yields_same_psk(tmp_path: Path) -> None:
+    """The arm64 rp, rosenpass and wireguard-go (under qemu-user) make the same exchange."""
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        pytest.skip("qemu-aarch64 is not registered with binfmt_misc: cannot run arm64 here")
+    package = build("aarch64-linux")
+    env = {"PATH": f"{package / 'bin'}:{HOST_PATH}", "HOME": "/nonexistent", "LC_ALL": "C"}
+    ns = Netns(env, package, tmp_path)
+    try:
+        start_pair(ns, tmp_path, rekey="12")
+        same_psk(ns)
+        [rosenpass] = ns.matching("rosenpass exchange ", " wireguard rpa ")
+        assert "qemu-aarch64" in os.readlink(f"/proc/{rosenpass}/exe")
+    finally:
+        ns.close()
