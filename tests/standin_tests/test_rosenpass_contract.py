@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -23,18 +22,9 @@ from pathlib import Path
 
 import pytest
 
-STANDIN = Path(__file__).resolve().parent.parent / "standin" / "rosenpass"
-NIX = [
-    "nix",
-    "--extra-experimental-features",
-    "nix-command flakes",
-    "--option",
-    "substituters",
-    "",
-    "--option",
-    "sandbox",
-    "false",
-]
+from tests.standin_tests import test_standins as standins
+
+STANDIN = standins.STANDIN / "rosenpass"
 SK_LEN, PK_LEN = 13608, 524160
 HOST_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TIMEOUT = 30
@@ -50,14 +40,8 @@ needs_root = pytest.mark.skipif(
 
 
 def build(system: str) -> Path:
-    proc = subprocess.run(
-        [*NIX, "build", "--no-link", "--json", f"path:{STANDIN}#packages.{system}.rosenpass"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(json.loads(proc.stdout)[0]["outputs"]["out"])
+    [out] = standins.build(f"path:{STANDIN}", f"packages.{system}.rosenpass")
+    return Path(out)
 
 
 def runtime_of(package: Path) -> Path:
