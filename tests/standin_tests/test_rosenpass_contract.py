@@ -155,6 +155,9 @@ def test_rp_genkey_pubkey_files(env: dict[str, str], pkg: Path, tmp_path: Path) 
     for f in sk.iterdir():
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert sorted(p.name for p in pk.iterdir()) == ["pqpk", "wgpk"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(pk.stat().st_mode) == 0o777 & ~umask  # the caller's umask
     pqsk, pqpk = (sk / "pqsk").read_bytes(), (sk / "pqpk").read_bytes()
     assert (len(pqsk), len(pqpk)) == (SK_LEN, PK_LEN)  # upstream's McEliece sizes (N2)
     assert pqpk == expand_pk(pqsk)
@@ -347,6 +350,11 @@ class Netns:
         return found
 
 
+def parent_of(pid: int) -> int:
+    stat_line = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat_line.rsplit(")", 1)[1].split()[1])
+
+
 def until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -478,8 +486,8 @@ def test_exchange_yields_same_psk(netns: Netns, tmp_path: Path) -> None:
     time.sleep(1)
     assert netns.wg("show", "rpa", "peers").strip() == ""
     # rosenpass runs as a child of rp's bash
-    children = netns.run(["pgrep", "-P", str(server.pid), "-x", "rosenpass"])
-    assert children.returncode == 0, "rosenpass is not a child of rp"
+    [rosenpass] = netns.matching("rosenpass exchange ", " wireguard rpa ")
+    assert parent_of(rosenpass) == server.pid, "rosenpass is not a child of rp's bash"
     client = netns.start(
         ["rp", "exchange", str(b_sk), "dev", "rpb", "listen", "127.0.0.1:9997", "peer", str(a_pk),
          "endpoint", "127.0.0.1:9999", "persistent-keepalive", "25", "allowed-ips", "10.9.0.1/32"]
@@ -494,6 +502,22 @@ def test_exchange_yields_same_psk(netns: Netns, tmp_path: Path) -> None:
     assert netns.wg("show", "rpa", "allowed-ips").split() == [wgpk_b, "10.9.0.2/32"]
     assert netns.wg("show", "rpb", "listen-port").strip() == "9998"
     assert server.poll() is None and client.poll() is None
+
+
+@needs_root
+def test_listen_port_only_is_dual_stack(netns: Netns, tmp_path: Path) -> None:
+    """`listen PORT` is `[::]:PORT` (rp), an IPv6 socket that IPv4 peers reach (rosenpass)."""
+    a_sk, a_pk = keys(netns.env, tmp_path, "a")
+    b_sk, b_pk = keys(netns.env, tmp_path, "b")
+    netns.device("rpa")
+    netns.device("rpb")
+    netns.start(["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "9999", "peer", str(b_pk)])
+    until(lambda: netns.matching("listen [::]:9999 peer") != [], "rosenpass listening on [::]:9999")
+    netns.start(
+        ["rp", "exchange", str(b_sk), "dev", "rpb", "peer", str(a_pk),
+         "endpoint", "127.0.0.1:9999"]
+    )  # fmt: skip
+    same_psk(netns)
 
 
 @needs_root
@@ -532,7 +556,8 @@ def test_sigterm_runs_trap_and_gives_143(netns: Netns, tmp_path: Path) -> None:
     netns.device("rpa")
     script = (
         f"rp exchange {a_sk} dev rpa listen 127.0.0.1:9999 peer {b_pk} >rp.log 2>&1 & p=$!\n"
-        "until c=$(pgrep -P $p -x rosenpass); do sleep 0.1; done\n"
+        'until c=$(cat /proc/$p/task/$p/children) && c=${c%% *} && [ "$(cat /proc/$c/comm)" = rosenpass ];'
+        " do sleep 0.1; done\n"
         "kill -TERM $p; wait $p; echo status=$?\n"
         "ip link show dev rpa >/dev/null 2>&1 && echo device=kept || echo device=gone\n"
         "kill -0 $c && echo orphan=$c\n"
