@@ -521,6 +521,28 @@ def test_listen_port_only_is_dual_stack(netns: Netns, tmp_path: Path) -> None:
 
 
 @needs_root
+def test_both_sides_initiating_agree(netns: Netns, tmp_path: Path) -> None:
+    """Both peers with an endpoint (both initiate at once) still end with one key, renewed."""
+    a_sk, a_pk = keys(netns.env, tmp_path, "a")
+    b_sk, b_pk = keys(netns.env, tmp_path, "b")
+    netns.device("rpa")
+    netns.device("rpb")
+    rekey = {"ROSENPASS_STANDIN_REKEY_SECONDS": "3"}
+    for sk, dev, port, pk, far in (
+        (a_sk, "rpa", 9999, b_pk, 9997),
+        (b_sk, "rpb", 9997, a_pk, 9999),
+    ):
+        netns.start(
+            ["rp", "exchange", str(sk), "dev", dev, "listen", f"127.0.0.1:{port}",
+             "peer", str(pk), "endpoint", f"127.0.0.1:{far}"],
+            rekey,
+        )  # fmt: skip
+    first = same_psk(netns)
+    until(lambda: netns.psk("rpa") != first and netns.psk("rpa") == netns.psk("rpb"),
+          "a new, equal PSK on both sides", timeout=15)  # fmt: skip
+
+
+@needs_root
 def test_late_responder_still_exchanges(netns: Netns, tmp_path: Path) -> None:
     start_pair(netns, tmp_path, rekey="24", client_first=True)
     same_psk(netns)

@@ -404,6 +404,7 @@ struct peer {
     double hs_next, hs_delay, hs_created;
     /* a handshake we answer as responder */
     int rs_active;
+    double rs_at;
     uint8_t rs_sid[8], rs_ni[32], rs_nr[32], rs_key[32];
     int rs_done;
     uint8_t done_sid[8], done_key[32];
@@ -786,10 +787,13 @@ static void handle(int sock, const struct msg *m, const struct sockaddr_storage 
     struct msg out;
     switch (m->type) {
     case MSG_HELLO:
-        if (p->hs_stage == 1 && memcmp(S.fp, p->fp, 32) > 0) return; /* both initiate: the lower key answers */
-        p->hs_stage = 0;
+        if (p->hs_stage == 1) {
+            if (memcmp(S.fp, p->fp, 32) > 0) return; /* both initiate: the lower key answers */
+            p->hs_stage = 0;
+        }
         if (!p->rs_active || memcmp(p->rs_sid, m->sid, 8)) {
             p->rs_active = 1;
+            p->rs_at = now();
             memcpy(p->rs_sid, m->sid, 8);
             memcpy(p->rs_ni, m->ni, 32);
             random_bytes(p->rs_nr, 32);
@@ -866,6 +870,8 @@ static double poll_peer(struct peer *p) {
     }
     if (p->hs_stage == 0) {
         double due = p->has_session ? p->session_at + (p->role == ROLE_INITIATOR ? S.t_initiator : S.t_responder) : t;
+        /* while answering the peer's handshake, do not start one of our own */
+        if (p->rs_active && p->rs_at + 2 * S.rtx_cap > due) due = p->rs_at + 2 * S.rtx_cap;
         if (t >= due && (p->has_cur || p->has_ep)) start_handshake(p);
         else if (t < due) next = fmin(next, due - t);
     } else if (t >= p->hs_created + S.t_reject) {
