@@ -245,6 +245,11 @@ def test_rosenpass_exchange_refusals(env: dict[str, str], tmp_path: Path) -> Non
         proc = run(["rosenpass", "exchange", *args], env, timeout=10)
         assert proc.returncode == 1, (args, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
+    knob = run(
+        ["rosenpass", "exchange", *own], env | {"ROSENPASS_STANDIN_REKEY_SECONDS": "soon"}
+    )  # the stand-in's own test knob: a bad value is one clear error
+    assert knob.returncode == 1
+    assert "ROSENPASS_STANDIN_REKEY_SECONDS must be a positive number" in knob.stderr
 
 
 # --- exchanges in namespaces (R9-R21) --------------------------------------------------------
