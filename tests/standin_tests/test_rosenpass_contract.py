@@ -192,6 +192,9 @@ def test_rosenpass_gen_keys(env: dict[str, str], tmp_path: Path) -> None:
     sk, pk = tmp_path / "sk", tmp_path / "pk"
     assert run(["rosenpass", "gen-keys", "-s", str(sk), "-p", str(pk)], env).returncode == 0
     assert (len(sk.read_bytes()), len(pk.read_bytes())) == (SK_LEN, PK_LEN)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(sk.stat().st_mode) == stat.S_IMODE(pk.stat().st_mode) == 0o666 & ~umask
     first = sk.read_bytes()
     refused = run(["rosenpass", "gen-keys", "--secret-key", str(sk), f"--public-key={pk}"], env)
     assert refused.returncode == 1
@@ -545,6 +548,29 @@ def test_both_sides_initiating_agree(netns: Netns, tmp_path: Path) -> None:
     first = same_psk(netns)
     until(lambda: netns.psk("rpa") != first and netns.psk("rpa") == netns.psk("rpb"),
           "a new, equal PSK on both sides", timeout=15)  # fmt: skip
+
+
+@needs_root
+def test_ipv6_endpoint_and_last_allowed_ips(netns: Netns, tmp_path: Path) -> None:
+    """[ADDR]:PORT splits at the last colon; of two allowed-ips for one peer the last counts."""
+    a_sk, a_pk = keys(netns.env, tmp_path, "a")
+    b_sk, b_pk = keys(netns.env, tmp_path, "b")
+    netns.device("rpa")
+    netns.device("rpb")
+    netns.start(
+        ["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "[::1]:9999", "peer", str(b_pk)]
+    )
+    until(
+        lambda: netns.matching("listen [::1]:9999 peer") != [], "rosenpass listening on [::1]:9999"
+    )
+    netns.start(
+        ["rp", "exchange", str(b_sk), "dev", "rpb", "peer", str(a_pk), "endpoint", "[::1]:9999",
+         "allowed-ips", "10.9.9.9/32", "allowed-ips", "fd00:9::1/128"]
+    )  # fmt: skip
+    same_psk(netns)
+    wgpk_a = (a_pk / "wgpk").read_text().strip()
+    assert netns.wg("show", "rpb", "endpoints").split() == [wgpk_a, "[::1]:10000"]
+    assert netns.wg("show", "rpb", "allowed-ips").split() == [wgpk_a, "fd00:9::1/128"]
 
 
 @needs_root
