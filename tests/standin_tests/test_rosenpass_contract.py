@@ -435,7 +435,7 @@ def start_pair(
     netns: Netns,
     tmp_path: Path,
     rekey: str | None = None,
-    client_first: bool = False,
+    client_first: float = 0,
     verbose: bool = False,
 ) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
     """Server rpa (listen 127.0.0.1:9999) and client rpb (endpoint 127.0.0.1:9999)."""
@@ -450,7 +450,7 @@ def start_pair(
               "peer", str(a_pk), "endpoint", "127.0.0.1:9999", "allowed-ips", "10.9.0.1/32"]  # fmt: skip
     if client_first:
         b = netns.start(client, extra)
-        time.sleep(2)
+        time.sleep(client_first)  # a head start for the client: the server starts later
         a = netns.start(server, extra)
     else:
         a = netns.start(server, extra)
@@ -574,8 +574,13 @@ def test_ipv6_endpoint_and_last_allowed_ips(netns: Netns, tmp_path: Path) -> Non
 
 
 @needs_root
-def test_late_responder_still_exchanges(netns: Netns, tmp_path: Path) -> None:
-    start_pair(netns, tmp_path, rekey="24", client_first=True)
+@pytest.mark.parametrize(("rekey", "head_start"), [("24", 2.0), ("2", 4.0)])
+def test_late_responder_still_exchanges(
+    netns: Netns, tmp_path: Path, rekey: str, head_start: float
+) -> None:
+    """Retransmissions reach a server that starts later; with a head start beyond the
+    handshake's life (180/120 * rekey) the client has started a new handshake by then."""
+    start_pair(netns, tmp_path, rekey=rekey, client_first=head_start)
     same_psk(netns)
 
 

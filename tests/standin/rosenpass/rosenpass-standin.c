@@ -728,16 +728,17 @@ static void begin_session(struct peer *p, int role, const uint8_t key[32]) {
     output_key(p, key, "Exchanged key with peer");
 }
 
-static double jitter(void) {
+static double unit_random(void) {
     uint8_t r;
     random_bytes(&r, 1);
-    return ((double)r / 255.0 - 0.5) * 0.5; /* +-0.25 s */
+    return (double)r / 255.0;
 }
 
 static void schedule_retransmit(struct peer *p, int first) {
+    /* upstream's register_retransmission: 0.5 s * 2^n, at most 10 s, times 0.5 * (1 + random) */
     p->hs_delay = first ? 0.5 : fmin(p->hs_delay * 2, S.rtx_cap);
     if (p->hs_delay > S.rtx_cap) p->hs_delay = S.rtx_cap;
-    p->hs_next = now() + fmax(0.1, p->hs_delay + jitter());
+    p->hs_next = now() + p->hs_delay * 0.5 * (1 + unit_random());
 }
 
 static int peer_address(struct peer *p, struct sockaddr_storage **a, socklen_t **l, int *sock) {
