@@ -721,3 +721,27 @@ def test_aarch64_exchange_yields_same_psk(tmp_path: Path) -> None:
         assert "qemu-aarch64" in os.readlink(f"/proc/{rosenpass}/exe")
     finally:
         ns.close()
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_builds_are_bit_reproducible(system: str) -> None:
+    """Rebuilding the package and its runtime gives the same bytes (nix-store --check)."""
+    package = build(system)
+    drv = subprocess.run(
+        ["nix-store", "--query", "--deriver", str(package)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    inputs = subprocess.run(
+        ["nix-store", "--query", "--references", drv], capture_output=True, text=True, check=True
+    ).stdout.split()
+    [runtime] = [d for d in inputs if d.endswith("-rosenpass-standin-runtime-0.2.1-standin.drv")]
+    for derivation in (runtime, drv):
+        check = subprocess.run(
+            ["nix-store", "--option", "sandbox", "false", "--realise", "--check", derivation],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert check.returncode == 0, check.stderr
