@@ -431,6 +431,15 @@ def test_rp_exchange_fails_without_wireguard_module(netns: Netns, tmp_path: Path
     assert "wireguard-go" not in netns.commands()  # rp never starts it
 
 
+def two_peers(netns: Netns, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """Keys for a and b, and their userspace devices rpa and rpb."""
+    a_sk, a_pk = keys(netns.env, tmp_path, "a")
+    b_sk, b_pk = keys(netns.env, tmp_path, "b")
+    netns.device("rpa")
+    netns.device("rpb")
+    return a_sk, a_pk, b_sk, b_pk
+
+
 def start_pair(
     netns: Netns,
     tmp_path: Path,
@@ -439,11 +448,8 @@ def start_pair(
     verbose: bool = False,
 ) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
     """Server rpa (listen 127.0.0.1:9999) and client rpb (endpoint 127.0.0.1:9999)."""
-    a_sk, a_pk = keys(netns.env, tmp_path, "a")
-    b_sk, b_pk = keys(netns.env, tmp_path, "b")
+    a_sk, a_pk, b_sk, b_pk = two_peers(netns, tmp_path)
     extra = {"ROSENPASS_STANDIN_REKEY_SECONDS": rekey} if rekey else {}
-    netns.device("rpa")
-    netns.device("rpb")
     server = ["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "127.0.0.1:9999",
               "peer", str(b_pk), "allowed-ips", "10.9.0.2/32"]  # fmt: skip
     client = ["rp", *(["verbose"] if verbose else []), "exchange", str(b_sk), "dev", "rpb", "listen", "127.0.0.1:9997",
@@ -476,10 +482,7 @@ def udp_ports(netns: Netns) -> set[int]:
 
 @needs_root
 def test_exchange_yields_same_psk(netns: Netns, tmp_path: Path) -> None:
-    a_sk, a_pk = keys(netns.env, tmp_path, "a")
-    b_sk, b_pk = keys(netns.env, tmp_path, "b")
-    netns.device("rpa")
-    netns.device("rpb")
+    a_sk, a_pk, b_sk, b_pk = two_peers(netns, tmp_path)
     shims = tmp_path / "shims"
     shim(shims, "ip", shutil.which("ip", path=HOST_PATH))
     server = netns.start(
@@ -515,10 +518,7 @@ def test_exchange_yields_same_psk(netns: Netns, tmp_path: Path) -> None:
 @needs_root
 def test_listen_port_only_is_dual_stack(netns: Netns, tmp_path: Path) -> None:
     """`listen PORT` is `[::]:PORT` (rp), an IPv6 socket that IPv4 peers reach (rosenpass)."""
-    a_sk, a_pk = keys(netns.env, tmp_path, "a")
-    b_sk, b_pk = keys(netns.env, tmp_path, "b")
-    netns.device("rpa")
-    netns.device("rpb")
+    a_sk, a_pk, b_sk, b_pk = two_peers(netns, tmp_path)
     netns.start(["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "9999", "peer", str(b_pk)])
     until(lambda: netns.matching("listen [::]:9999 peer") != [], "rosenpass listening on [::]:9999")
     netns.start(
@@ -531,10 +531,7 @@ def test_listen_port_only_is_dual_stack(netns: Netns, tmp_path: Path) -> None:
 @needs_root
 def test_both_sides_initiating_agree(netns: Netns, tmp_path: Path) -> None:
     """Both peers with an endpoint (both initiate at once) still end with one key, renewed."""
-    a_sk, a_pk = keys(netns.env, tmp_path, "a")
-    b_sk, b_pk = keys(netns.env, tmp_path, "b")
-    netns.device("rpa")
-    netns.device("rpb")
+    a_sk, a_pk, b_sk, b_pk = two_peers(netns, tmp_path)
     rekey = {"ROSENPASS_STANDIN_REKEY_SECONDS": "3"}
     for sk, dev, port, pk, far in (
         (a_sk, "rpa", 9999, b_pk, 9997),
@@ -553,10 +550,7 @@ def test_both_sides_initiating_agree(netns: Netns, tmp_path: Path) -> None:
 @needs_root
 def test_ipv6_endpoint_and_last_allowed_ips(netns: Netns, tmp_path: Path) -> None:
     """[ADDR]:PORT splits at the last colon; of two allowed-ips for one peer the last counts."""
-    a_sk, a_pk = keys(netns.env, tmp_path, "a")
-    b_sk, b_pk = keys(netns.env, tmp_path, "b")
-    netns.device("rpa")
-    netns.device("rpb")
+    a_sk, a_pk, b_sk, b_pk = two_peers(netns, tmp_path)
     netns.start(
         ["rp", "exchange", str(a_sk), "dev", "rpa", "listen", "[::1]:9999", "peer", str(b_pk)]
     )
@@ -669,6 +663,12 @@ def test_exchange_with_static_psk(netns: Netns, tmp_path: Path) -> None:
 EM_AARCH64 = 183
 
 
+def store_query(*args: str) -> list[str]:
+    return subprocess.run(
+        ["nix-store", "--query", *args], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
 def elf_machine(path: Path) -> int | None:
     with path.open("rb") as f:
         head = f.read(20)
@@ -677,12 +677,7 @@ def elf_machine(path: Path) -> int | None:
 
 def test_aarch64_package_is_arm64(tmp_path: Path) -> None:
     package = build("aarch64-linux")
-    closure = subprocess.run(
-        ["nix-store", "--query", "--requisites", str(package)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    closure = store_query("--requisites", str(package))
     assert runtime_of(package) in {Path(p) for p in closure}
     machines = {
         str(f): elf_machine(f)
@@ -727,15 +722,8 @@ def test_aarch64_exchange_yields_same_psk(tmp_path: Path) -> None:
 def test_builds_are_bit_reproducible(system: str) -> None:
     """Rebuilding the package and its runtime gives the same bytes (nix-store --check)."""
     package = build(system)
-    drv = subprocess.run(
-        ["nix-store", "--query", "--deriver", str(package)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    inputs = subprocess.run(
-        ["nix-store", "--query", "--references", drv], capture_output=True, text=True, check=True
-    ).stdout.split()
+    [drv] = store_query("--deriver", str(package))
+    inputs = store_query("--references", drv)
     [runtime] = [d for d in inputs if d.endswith("-rosenpass-standin-runtime-0.2.1-standin.drv")]
     for derivation in (runtime, drv):
         check = subprocess.run(
