@@ -609,29 +609,47 @@ def test_both_sides_hold_the_same_pre_shared_key_and_a_new_one_after_the_rekey(
     assert renewed != first
 
 
-def test_docker_stop_gives_rp_s_status_and_stops_what_rp_left(env: Env) -> None:
+def test_docker_stop_and_down_give_rp_s_status_and_stop_what_rp_left(env: Env) -> None:
     """docker stop: the entrypoint passes SIGTERM to rp, whose EXIT trap deletes the
     device and which exits 143 (bash killed by SIGTERM, as upstream's rp); rosenpass,
     which rp leaves running, is stopped by the entrypoint, not killed with the container.
-    The container's status is 143, as a real image gives, well within the grace period."""
+    The container's status is 143, as a real image gives, well within the grace period.
+    `rpbuild down` stops the other peer the same way (its exit code, from Docker's events)."""
     name = env.name()
     up = env.cli("up", *FAST, "--name", name, "--json", *build_args(env))
+    events: subprocess.Popen[str] | None = None
     try:
         assert up.returncode == 0, up.stderr
-        containers = json.loads(up.stdout)["containers"]
-        for role, cid in containers.items():
-            started = time.monotonic()
-            docker("stop", "--time", "20", cid)
-            assert time.monotonic() - started < 15, role  # not the SIGKILL after 20 s
-            assert inspect(cid)["State"]["ExitCode"] == 143, role
-            logs = docker("logs", cid)
-            text = logs.stdout + logs.stderr
-            assert "stopped by SIGTERM: rp exchange exited with status 143" in text, text
-            assert "stopping what rp left running: rosenpass (" in text, text
-            assert "which rp left behind" not in text  # rp's own trap deleted the device
+        server = json.loads(up.stdout)["containers"]["server"]
+        started = time.monotonic()
+        docker("stop", "--time", "20", server)
+        assert time.monotonic() - started < 15  # not the SIGKILL after 20 s
+        assert inspect(server)["State"]["ExitCode"] == 143
+        logs = docker("logs", server)
+        text = logs.stdout + logs.stderr
+        assert "stopped by SIGTERM: rp exchange exited with status 143" in text, text
+        assert "stopping what rp left running: rosenpass (" in text, text
+        assert "which rp left behind" not in text  # rp's own trap deleted the device
+
+        events = subprocess.Popen(
+            [
+                "docker", "events", "--filter", f"label={composetool.PROJECT_LABEL}={name}",
+                "--filter", "event=die", "--format",
+                '{{index .Actor.Attributes "com.docker.compose.service"}} '
+                "{{.Actor.Attributes.exitCode}}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        time.sleep(1)  # docker events starts listening
     finally:
         down = env.cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+        if events is not None:
+            time.sleep(1)  # the die events of the removal reach the pipe
+            events.terminate()
+            out, _ = events.communicate(timeout=30)
+    assert down.returncode == 0, down.stderr
+    assert events is not None and out.split() == ["client", "143"], out
     assert nothing_left(name), leftovers(name)
 
 
