@@ -56,6 +56,14 @@ let
     };
   };
 
+  # For a foreign system: fail in one line when .ci/standin-sysroot has not run.
+  missingSysroot = targetSystem: if targetSystem == buildSystem then "" else ''
+    if [ ! -f ${sysroot}/.rpbuild-sysroot ]; then
+      echo "stand-in nixpkgs: no arm64 sysroot in ${sysroot}: run .ci/standin-sysroot (as root)" >&2
+      exit 1
+    fi
+  '';
+
   # A copy of a static Debian busybox, built by the host busybox.
   mkBusybox = targetSystem: source: withMeta "busybox multi-call binary (copy of ${targets.${targetSystem}.origin} static busybox)"
     (builtins.derivation {
@@ -69,11 +77,11 @@ let
         "sh"
         "-e"
         "-c"
-        ''
+        (missingSysroot targetSystem + ''
           mkdir -p "$out/bin"
           cp ${source} "$out/bin/busybox"
           chmod 0555 "$out/bin/busybox"
-        ''
+        '')
       ];
     });
 
