@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,11 @@ DROPPED_CAPS = (
 ADDED_CAPS = ("NET_ADMIN",)
 # Packages the healthcheck and the tunnel checks run in the container.
 REQUIRED_PACKAGES = {"wireguard-tools": "wg", "iputils": "ping"}
+# ... and what the entrypoint starts as the WireGuard device with --userspace-wireguard.
+USERSPACE_PACKAGES = {"wireguard-go": "wireguard-go"}
+# The stand-in rosenpass's test knob (tests/standin/rosenpass/CONTRACT.md): its rekey
+# interval in seconds. Upstream rosenpass ignores it and keeps its own (120 s / 130 s).
+STANDIN_REKEY_ENV = "ROSENPASS_STANDIN_REKEY_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class TopologySpec:
     tunnel6: str = DEFAULT_TUNNEL6
     server_port: int = SERVER_PORT
     peer_timeout: int = 120
+    standin_rekey_seconds: float | None = None  # the stand-in's rekey interval (tests)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class Plan:
     bridge: dict[str, dict[str, str]]  # role -> {"4": addr, "6": addr}
     tunnel: dict[str, dict[str, str]]  # role -> {"4": "addr/len", "6": "addr/len"}
     server_public_ip: str
+    standin_rekey_seconds: float | None = None
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -235,7 +243,26 @@ def plan(spec: TopologySpec) -> Plan:
             tunnel[role]["6"] = f"{tunnel6[TUNNEL_HOST[role]]}/{tunnel6.prefixlen}"
     # The peers talk IPv6 whenever the bridge has it; IPv4 only in "4".
     public = bridge["server"]["6" if six else "4"]
-    return Plan(ip=spec.ip, bridge=bridge, tunnel=tunnel, server_public_ip=public)
+    return Plan(
+        ip=spec.ip,
+        bridge=bridge,
+        tunnel=tunnel,
+        server_public_ip=public,
+        standin_rekey_seconds=check_rekey(spec.standin_rekey_seconds),
+    )
+
+
+def check_rekey(seconds: float | None) -> float | None:
+    if seconds is not None and not (math.isfinite(seconds) and 1 <= seconds <= 3600):
+        raise RpbuildError(
+            f"--standin-rekey-seconds: {seconds:g} is not a number of seconds from 1 to 3600"
+        )
+    return seconds
+
+
+def _seconds(value: float) -> str:
+    """A number of seconds as the environment carries it: 6, not 6.0."""
+    return f"{value:g}"
 
 
 def _vpn(addresses: Mapping[str, str]) -> str:
@@ -255,6 +282,10 @@ def _service(role: str, spec: TopologySpec, p: Plan) -> dict[str, Any]:
         "CLIENT_PUBKEY_DIR": PUBLIC_DIRS["client"],
         "PEER_TIMEOUT": str(spec.peer_timeout),
     }
+    if spec.userspace_wireguard:
+        env["WIREGUARD"] = "userspace"
+    if spec.standin_rekey_seconds is not None:
+        env[STANDIN_REKEY_ENV] = _seconds(spec.standin_rekey_seconds)
     addresses = {"ipv4_address": p.bridge[role]["4"]}
     if "6" in p.bridge[role]:
         addresses["ipv6_address"] = p.bridge[role]["6"]
@@ -381,8 +412,20 @@ def plan_of(doc: Mapping[str, Any], source: str) -> Plan:
             raise RpbuildError(f"{source}: the server has no {role.upper()}_VPN_IP")
     families = {fam for role in ROLES for fam in tunnel[role]}
     ip = "dual" if families == {"4", "6"} else families.pop()
+    rekey: float | None = None
+    if STANDIN_REKEY_ENV in env:
+        try:
+            rekey = float(str(env[STANDIN_REKEY_ENV]))
+        except ValueError:
+            raise RpbuildError(
+                f"{source}: bad {STANDIN_REKEY_ENV} '{env[STANDIN_REKEY_ENV]}'"
+            ) from None
     return Plan(
-        ip=ip, bridge={}, tunnel=tunnel, server_public_ip=str(env.get("SERVER_PUBLIC_IP", ""))
+        ip=ip,
+        bridge={},
+        tunnel=tunnel,
+        server_public_ip=str(env.get("SERVER_PUBLIC_IP", "")),
+        standin_rekey_seconds=rekey,
     )
 
 
@@ -390,9 +433,10 @@ def images(doc: Mapping[str, Any]) -> list[str]:
     return sorted({str(doc["services"][role].get("image", "")) for role in ROLES} - {""})
 
 
-def missing_tools(package_names: Sequence[str]) -> list[str]:
+def missing_tools(package_names: Sequence[str], *, userspace: bool = False) -> list[str]:
     """Tools the topology needs that a profile's package list lacks."""
-    return [tool for pkg, tool in REQUIRED_PACKAGES.items() if pkg not in package_names]
+    needed = REQUIRED_PACKAGES | (USERSPACE_PACKAGES if userspace else {})
+    return [tool for pkg, tool in needed.items() if pkg not in package_names]
 
 
 def free_subnets(in_use: Sequence[str]) -> tuple[str, str]:

@@ -2,11 +2,12 @@
 
 `up` waits on conditions with deadlines, never for a fixed time: compose itself
 starts the client once the server is healthy, then rpbuild polls both containers
-until each healthcheck has proved the tunnel. `test` then checks from outside
+until each healthcheck has proved the tunnel (which needs rosenpass's first key
+exchange: only then does it set the WireGuard peer). `test` then checks from outside
 what the healthchecks claim (ping both ways over each address family, a recent
-WireGuard handshake on both sides, with real rosenpass the pre-shared key and its
-renewal), shows both containers' logs when anything fails, and removes
-containers, network and key volumes whatever happened.
+WireGuard handshake on both sides, the same pre-shared key on both sides and its
+renewal at rosenpass's rekey), shows both containers' logs when anything fails, and
+removes containers, network and key volumes whatever happened.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from typing import Any
 from rpbuild import compose as cmp
 from rpbuild import composetool, process
 from rpbuild import engine as engines
-from rpbuild.errors import CheckFailed, EngineError, Interrupted, RpbuildError
+from rpbuild.errors import CheckFailed, EngineError, ExitCode, Interrupted, RpbuildError
 from rpbuild.fsutil import atomic_write
 from rpbuild.project import Project
 from rpbuild.state import project_lock
 
 HANDSHAKE_MAX_AGE_S = 180  # WireGuard rejects session keys older than this
 PSK_RENEWAL_DEADLINE_S = 200  # rosenpass's initiator renews the key after 130 s
+PSK_AGREE_S = 10  # both sides switch keys within moments: read again until they agree
 POLL_S = 0.5
 VERSION_LABEL = "org.opencontainers.image.version"
 DEFAULT_NAME = "rpbuild"
@@ -59,6 +61,7 @@ class Options:
     name: str | None = None
     timeout: float = 90.0
     real_rosenpass: bool = False
+    standin_rekey_seconds: float | None = None
 
 
 @dataclass
@@ -102,6 +105,26 @@ class TopologyFailed(CheckFailed):
         super().__init__(message, hint=hint)
         self.checks = list(checks)  # the checks run, for `test --json`
 
+    show_logs = True
+
+
+class NoWireGuard(TopologyFailed):
+    """A peer found no WireGuard: the kernel has no module and wireguard-go was not
+    asked for. The cause is known and said in one line: no logs. The host lacks
+    something, as when nix or the engine fails: a failure at run time, not a failed check."""
+
+    show_logs = False
+    exit_code = ExitCode.RUNTIME
+
+    def __init__(self, role: str, cause: str) -> None:
+        super().__init__(f"the {role} cannot create its WireGuard device: {cause}")
+        self.role = role
+        self.cause = cause
+
+
+ENTRYPOINT_ERROR = "rpbuild-entrypoint: error: "
+NO_MODULE = "no WireGuard kernel module"  # what the entrypoint says (templates/entrypoint.sh)
+
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
@@ -136,6 +159,7 @@ def validate_options(opts: Options, engine: engines.Engine | None = None) -> Non
     if not math.isfinite(opts.timeout) or opts.timeout <= 0:
         raise RpbuildError(f"--timeout: {opts.timeout:g} is not a positive number of seconds")
     cmp.check_ip(opts.ip)
+    cmp.check_rekey(opts.standin_rekey_seconds)
     if opts.compose_file is not None:
         _check_unused_with_file(opts)
     cmp.check_families(opts.ip, subnet6=opts.subnet6)
@@ -156,13 +180,14 @@ def _check_unused_with_file(opts: Options) -> None:
             ("--subnet4", opts.subnet4 is not None),
             ("--subnet6", opts.subnet6 is not None),
             ("--userspace-wireguard", opts.userspace_wireguard),
+            ("--standin-rekey-seconds", opts.standin_rekey_seconds is not None),
         )
         if given
     ]
     if unused:
         raise RpbuildError(
             f"{unused[0]}: not used with --compose-file {opts.compose_file}, "
-            "which sets the subnets and devices itself",
+            "which sets the subnets, devices and environment itself",
             hint="edit the file, or write it again with `rpbuild compose` and these options",
         )
 
@@ -265,6 +290,7 @@ def render(engine: engines.Engine, image: str, opts: Options) -> tuple[dict[str,
         image=image,
         ip=opts.ip,
         userspace_wireguard=opts.userspace_wireguard,
+        standin_rekey_seconds=opts.standin_rekey_seconds,
         subnet4=subnet4,
         subnet6=subnet6,
         tunnel4=opts.tunnel4,
@@ -318,6 +344,37 @@ def _states(engine: engines.Engine, ids: dict[str, str]) -> dict[str, _State]:
     return states
 
 
+def entrypoint_error(engine: engines.Engine, cid: str) -> str | None:
+    """The last error the container's entrypoint printed, without its prefix."""
+    try:
+        lines = engines.container_output(engine, cid)
+    except RpbuildError:
+        return None
+    found = [line.partition(ENTRYPOINT_ERROR)[2] for line in lines if ENTRYPOINT_ERROR in line]
+    return found[-1].strip() if found else None
+
+
+def stopped(engine: engines.Engine, role: str, cid: str, st: _State) -> TopologyFailed:
+    """Why a peer's container stopped, in one line: its entrypoint's own error when it
+    printed one (a missing WireGuard module gets its own error, NoWireGuard)."""
+    cause = entrypoint_error(engine, cid)
+    if cause is not None and NO_MODULE in cause:
+        return NoWireGuard(role, cause)
+    return TopologyFailed(
+        f"the {role} container stopped: {st.describe()}" + (f": {cause}" if cause else "")
+    )
+
+
+def stopped_peer(engine: engines.Engine, name: str) -> TopologyFailed | None:
+    """The failure of the first peer whose container has stopped, if one has."""
+    ids = composetool.containers(engine, name)
+    states = _states(engine, {r: ids[r] for r in cmp.ROLES if r in ids})
+    for role, st in states.items():
+        if st.status in ("exited", "dead"):
+            return stopped(engine, role, ids[role], st)
+    return None
+
+
 def wait_for_tunnel(engine: engines.Engine, name: str, deadline: float, timeout: float) -> None:
     """Poll until both healthchecks have proved the tunnel; fail early when a peer exits."""
     while True:
@@ -325,7 +382,7 @@ def wait_for_tunnel(engine: engines.Engine, name: str, deadline: float, timeout:
         states = _states(engine, {r: ids[r] for r in cmp.ROLES if r in ids})
         for role, st in states.items():
             if st.status in ("exited", "dead"):
-                raise TopologyFailed(f"the {role} container stopped: {st.describe()}")
+                raise stopped(engine, role, ids[role], st)
         if len(states) == len(cmp.ROLES) and all(s.proves_tunnel for s in states.values()):
             return
         if time.monotonic() >= deadline:
@@ -372,19 +429,21 @@ def _start(
     topo = Topology(name=name, file=file, compose=tool, plan=plan)
     say(f"{name}: starting server and client ({tool.name}, IP {plan.ip})")
     try:
-        composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
-    except EngineError as exc:
-        if _POOL_OVERLAP.search(f"{exc.message}\n{exc.stderr_tail}"):
-            raise _overlap_error(engine, opts, prepared.doc) from None
-        raise
-    try:
+        try:
+            composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
+        except EngineError as exc:
+            if _POOL_OVERLAP.search(f"{exc.message}\n{exc.stderr_tail}"):
+                raise _overlap_error(engine, opts, prepared.doc) from None
+            # compose fails when the server stops before it is healthy: say why it stopped.
+            raise stopped_peer(engine, name) or exc from None
         wait_for_tunnel(engine, name, deadline, opts.timeout)
-    except TopologyFailed as exc:
+    except NoWireGuard as exc:
         if not opts.userspace_wireguard and opts.compose_file is None:
-            exc.hint = (
-                "without the WireGuard kernel module (and with the stand-in rp), "
-                "pass --userspace-wireguard"
-            )
+            raise NoWireGuard(
+                exc.role,
+                f"this host has {NO_MODULE}; pass --userspace-wireguard "
+                "(the entrypoint then runs wireguard-go)",
+            ) from None
         raise
     topo.containers = {
         r: cid for r, cid in composetool.containers(engine, name).items() if r in cmp.ROLES
@@ -463,8 +522,9 @@ def _cleanup_on_failure(
         raise
     except BaseException as exc:
         failure = exc
-        with contextlib.suppress(RpbuildError):
-            show_logs(container_logs(engine, name))
+        if getattr(exc, "show_logs", True):
+            with contextlib.suppress(RpbuildError):
+                show_logs(container_logs(engine, name))
         raise
     finally:
         if failure is not None or always:
@@ -626,34 +686,60 @@ def _psk_digests(engine: engines.Engine, topo: Topology) -> dict[str, str | None
     return out
 
 
-def check_psk(engine: engines.Engine, topo: Topology, say: Say) -> Iterator[Check]:
+def psk_renewal_deadline(topo: Topology, *, standin: bool) -> float:
+    """Seconds to wait for the renewed key: upstream's initiator rekeys after 130 s; the
+    stand-in with ROSENPASS_STANDIN_REKEY_SECONDS=S after S * 130/120 s."""
+    rekey = topo.plan.standin_rekey_seconds if standin else None
+    if rekey is None:
+        return PSK_RENEWAL_DEADLINE_S
+    return 2 * rekey + 20
+
+
+def check_psk(
+    engine: engines.Engine, topo: Topology, say: Say, *, standin: bool = False
+) -> Iterator[Check]:
     """rosenpass sets the same PSK on both sides (a failed exchange sets a random
-    one) and replaces it when it rekeys."""
-    first = _psk_digests(engine, topo)
-    unset = [role for role, d in first.items() if d is None]
-    if unset:
-        yield Check("pre-shared key set by rosenpass", False, f"(none) on the {unset[0]}")
-        return
-    if first["server"] != first["client"]:
-        yield Check("pre-shared key set by rosenpass", False, "the two sides differ")
-        return
-    yield Check("pre-shared key set by rosenpass", True, "set, the same on both sides")
-    say(f"waiting up to {PSK_RENEWAL_DEADLINE_S} s for rosenpass to renew the key")
+    one) and replaces it when it rekeys.
+
+    The two sides switch keys moments apart, so the first reading is repeated for a
+    few seconds until both agree; the renewal is a new key on both sides, equal again.
+    """
+    name = "pre-shared key set by rosenpass"
     started = time.monotonic()
-    while time.monotonic() - started < PSK_RENEWAL_DEADLINE_S:
+    while True:
+        first = _psk_digests(engine, topo)
+        unset = [role for role, d in first.items() if d is None]
+        if not unset and first["server"] == first["client"]:
+            break
+        if time.monotonic() - started >= PSK_AGREE_S:
+            if unset:
+                yield Check(name, False, f"(none) on the {unset[0]}")
+            else:
+                yield Check(name, False, f"the two sides differ for {PSK_AGREE_S} s")
+            return
+        time.sleep(POLL_S)
+    kind = " (the stand-in's key: no post-quantum exchange)" if standin else ""
+    yield Check(name, True, f"set, the same on both sides{kind}")
+    deadline = psk_renewal_deadline(topo, standin=standin)
+    say(f"waiting up to {deadline:g} s for rosenpass to renew the key")
+    started = time.monotonic()
+    pause = min(2.0, deadline / 20)
+    while time.monotonic() - started < deadline:
         now = _psk_digests(engine, topo)
         changed = all(now[r] is not None and now[r] != first[r] for r in cmp.ROLES)
         if changed and now["server"] == now["client"]:
             waited = time.monotonic() - started
             yield Check(
-                "pre-shared key renewed by rosenpass", True, f"changed after {waited:.0f} s"
+                "pre-shared key renewed by rosenpass",
+                True,
+                f"a new key, the same on both sides, after {waited:.0f} s",
             )
             return
-        time.sleep(2)
+        time.sleep(pause)
     yield Check(
         "pre-shared key renewed by rosenpass",
         False,
-        f"not renewed on both sides within {PSK_RENEWAL_DEADLINE_S} s",
+        f"not renewed on both sides within {deadline:g} s",
     )
 
 
@@ -661,7 +747,6 @@ def run_checks(
     engine: engines.Engine,
     topo: Topology,
     *,
-    real_rosenpass: bool,
     standin: bool,
     report: Say = _silent,
     say: Say = _silent,
@@ -676,16 +761,8 @@ def run_checks(
         add(check)
     for check in check_handshakes(engine, topo):
         add(check)
-    if real_rosenpass:
-        for check in check_psk(engine, topo, say):
-            add(check)
-    else:
-        reason = (
-            "images use the stand-in rosenpass (no post-quantum exchange, no PSK)"
-            if standin
-            else "not asked for; pass --real-rosenpass or set RPBUILD_REAL_IMAGES=1"
-        )
-        add(Check("PSK checks", True, reason, skipped=True))
+    for check in check_psk(engine, topo, say, standin=standin):
+        add(check)
     return checks
 
 
@@ -727,6 +804,12 @@ def _test(
             f"--real-rosenpass: {image} is built from the stand-in rosenpass",
             hint="build without --override-input rosenpass ...",
         )
+    if opts.standin_rekey_seconds is not None and not standin:
+        raise RpbuildError(
+            f"--standin-rekey-seconds: {image} holds the real rosenpass, which keeps its "
+            "own rekey interval (about 130 s)",
+            hint="leave the option out: `rpbuild test` waits for the real interval",
+        )
     started = time.monotonic()
     prepared = _prepare(engine, image, opts)
     with _cleanup_on_failure(engine, name, project, show_logs, say, always=True):
@@ -734,7 +817,6 @@ def _test(
         checks = run_checks(
             engine,
             topo,
-            real_rosenpass=opts.real_rosenpass,
             standin=standin,
             report=report,
             say=say,

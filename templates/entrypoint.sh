@@ -3,7 +3,7 @@
 # Written for rpbuild (templates/entrypoint.sh); flake.nix prepends the #! line of
 # the image's runtimeShell. POSIX sh only: real images run it with bash, the test
 # stand-ins with dash. Tools it may use are those of every profile:
-# coreutils, grep, ip and rp; wg and ping only where present (healthcheck).
+# coreutils, grep, ip and rp; wg, ping and wireguard-go only where present.
 #
 #   MODE=standalone  make keys (if absent), publish the public ones, then exit or exec "$@"
 #   MODE=server      keys, wait for the client's public keys, rp exchange ... listen
@@ -12,8 +12,18 @@
 #
 # Configuration is environment variables (README "Two-peer topology"). Everything is
 # validated before anything is done: bad configuration prints one line and exits 2;
-# a failure at run time (peer keys never came, rp died) exits 1.
+# a failure at run time (no WireGuard, peer keys never came, rp died) exits 1.
 # Key material is never printed: only file names.
+#
+# WireGuard: upstream rp runs `ip link add dev DEV type wireguard || true`, then
+# `ip link set dev DEV up` under set -e: it needs the kernel's WireGuard or a device that
+# exists already, and never starts wireguard-go. So with WIREGUARD=userspace, or (auto)
+# when the kernel cannot make a wireguard link, this script starts `wireguard-go DEV`
+# first; rp then brings that TUN device up and `wg` drives it through its UAPI socket.
+#
+# Stopping: SIGTERM goes to rp, which (bash, an EXIT trap) deletes DEV and exits 143;
+# rosenpass, rp's child, is left running by rp. This script then stops what rp left
+# (rosenpass, wireguard-go, a device rp could not delete) and exits with rp's status.
 
 # "A && B || die" is meant: die when either step fails.
 # shellcheck disable=SC2015
@@ -23,20 +33,109 @@ umask 077
 PROG=rpbuild-entrypoint
 DEV=rosenpass0
 RP_PID=
+RP_KIDS=
+WG_PID=
+STOPPING=
+NO_MODULE="no WireGuard kernel module"
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
-stop_rp() {
+# --- processes ----------------------------------------------------------------
+
+# Sets _found to the PIDs whose parent is $1 (from /proc: no ps in minimal images).
+children_of() {
+    _found=
+    for _stat in /proc/[0-9]*/stat; do
+        _line=
+        read -r _line 2>/dev/null <"$_stat" || continue
+        _tail=${_line##*) } # after "PID (comm) ": state ppid ...
+        _ppid=${_tail#* }
+        [ "${_ppid%% *}" = "$1" ] && _found="$_found ${_line%% *}"
+    done
+}
+
+# Is PID $1 running (a zombie is not)?
+alive() {
+    _line=
+    read -r _line 2>/dev/null <"/proc/$1/stat" || return 1
+    _tail=${_line##*) }
+    [ "${_tail%% *}" != Z ]
+}
+
+# Stop the processes $@ (not our children, so not waited for): TERM, then KILL after 3 s.
+stop_pids() {
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null
+    _tries=0
+    for _pid in "$@"; do
+        while alive "$_pid" && [ "$_tries" -lt 30 ]; do
+            sleep 0.1
+            _tries=$((_tries + 1))
+        done
+    done
+    kill -KILL "$@" 2>/dev/null
+    return 0
+}
+
+stop_wireguard_go() {
+    if [ -n "$WG_PID" ]; then
+        kill -TERM "$WG_PID" 2>/dev/null
+        wait "$WG_PID" 2>/dev/null
+        WG_PID=
+    fi
+}
+
+# After rp has exited (or to stop it): what rp leaves behind goes too. Upstream rp runs
+# rosenpass as a plain child of bash, so on SIGTERM rosenpass outlives rp; as PID 1 we
+# also inherit it. A device rp could not delete (rp killed outright) is deleted here.
+cleanup() {
     if [ -n "$RP_PID" ] && kill -0 "$RP_PID" 2>/dev/null; then
+        children_of "$RP_PID"
+        RP_KIDS="$RP_KIDS $_found"
         kill -TERM "$RP_PID" 2>/dev/null
         wait "$RP_PID" 2>/dev/null
     fi
     RP_PID=
+    children_of $$
+    _left=
+    _names=
+    for _pid in $RP_KIDS $_found; do
+        [ "$_pid" != "$WG_PID" ] && alive "$_pid" || continue
+        case " $_left " in *" $_pid "*) continue ;; esac
+        _left="$_left $_pid"
+        _comm='?'
+        read -r _comm 2>/dev/null <"/proc/$_pid/comm"
+        _names="${_names:+$_names, }$_comm ($_pid)"
+    done
+    if [ -n "$_left" ]; then
+        say "stopping what rp left running: $_names"
+        # shellcheck disable=SC2086
+        stop_pids $_left
+    fi
+    RP_KIDS=
+    if ip link show dev "$DEV" >/dev/null 2>&1; then
+        ip link del dev "$DEV" 2>/dev/null && say "deleted $DEV, which rp left behind"
+    fi
+    stop_wireguard_go
+}
+
+# A signal while rp runs goes to rp (its EXIT trap deletes the device); the main loop
+# then cleans up and exits with rp's status. Before rp, clean up and exit at once.
+on_signal() {
+    STOPPING=$1
+    if [ -n "$RP_PID" ] && kill -0 "$RP_PID" 2>/dev/null; then
+        children_of "$RP_PID"
+        RP_KIDS="$RP_KIDS $_found"
+        kill -"$1" "$RP_PID" 2>/dev/null
+        return
+    fi
+    cleanup
+    exit "$2"
 }
 
 die() {
     printf '%s: error: %s\n' "$PROG" "$*" >&2
-    stop_rp
+    cleanup
     exit 1
 }
 
@@ -46,8 +145,8 @@ bad() {
 }
 
 # docker stop signals PID 1, which ignores signals it has no handler for.
-trap 'stop_rp; exit 143' TERM
-trap 'stop_rp; exit 130' INT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal INT 130' INT
 
 now() { date +%s; }
 
@@ -187,6 +286,11 @@ load_peer_config() {
     SERVER_PORT=${SERVER_PORT:-9999}
     PEER_TIMEOUT=${PEER_TIMEOUT:-120}
     DEVICE_TIMEOUT=${DEVICE_TIMEOUT:-30}
+    WIREGUARD=${WIREGUARD:-auto}
+    case $WIREGUARD in
+        auto | kernel | userspace) ;;
+        *) bad "WIREGUARD: unknown value '$WIREGUARD' (auto, kernel or userspace)" ;;
+    esac
     check_dir PRIVATE_KEY_DIR "$PRIVATE_KEY_DIR"
     check_dir SERVER_PUBKEY_DIR "$SERVER_PUBKEY_DIR"
     check_dir CLIENT_PUBKEY_DIR "$CLIENT_PUBKEY_DIR"
@@ -304,6 +408,65 @@ wait_for_peer_keys() {
     say "found the $PEER's public keys in $PEER_PUB"
 }
 
+# --- WireGuard ----------------------------------------------------------------
+
+# Can the kernel make a wireguard link here? Tried on a scratch device, so that rp
+# makes (and on exit deletes) DEV itself, as upstream intends. Sets _why on failure.
+kernel_wireguard() {
+    _probe=rpbuild-wgprobe
+    if _why=$(ip link add dev "$_probe" type wireguard 2>&1); then
+        ip link del dev "$_probe" >/dev/null 2>&1
+        return 0
+    fi
+    case $_why in
+        *"not permitted"*)
+            die "cannot create network devices (ip link add: $_why); run the container with NET_ADMIN (--cap-add NET_ADMIN)"
+            ;;
+    esac
+    return 1
+}
+
+# Decide how DEV is made: WG_MODE=kernel (rp's own ip link add) or userspace
+# (wireguard-go, started before rp). Fails early, before any key is made.
+choose_wireguard() {
+    _how="load it on the host (modprobe wireguard), or run wireguard-go: WIREGUARD=userspace and /dev/net/tun (rpbuild: --userspace-wireguard)"
+    if [ "$WIREGUARD" != userspace ]; then
+        if kernel_wireguard; then
+            WG_MODE=kernel
+            return
+        fi
+        [ "$WIREGUARD" = auto ] || die "$NO_MODULE on this host (WIREGUARD=kernel); $_how"
+        [ -c /dev/net/tun ] || die "$NO_MODULE on this host, and no /dev/net/tun for wireguard-go; $_how"
+        command -v wireguard-go >/dev/null 2>&1 ||
+            die "$NO_MODULE on this host, and the image has no wireguard-go; use a profile with wireguard-go (with-wireguard)"
+        say "$NO_MODULE on this host: using wireguard-go"
+    else
+        [ -c /dev/net/tun ] || die "WIREGUARD=userspace needs /dev/net/tun (--device /dev/net/tun)"
+        command -v wireguard-go >/dev/null 2>&1 ||
+            die "WIREGUARD=userspace: the image has no wireguard-go; use a profile with wireguard-go (with-wireguard)"
+    fi
+    WG_MODE=userspace
+}
+
+# wireguard-go makes DEV (a TUN device, down) and its UAPI socket, which wg uses.
+start_wireguard_go() {
+    # WG_PROCESS_FOREGROUND: stay in the foreground (ours to stop) and skip the banner.
+    WG_PROCESS_FOREGROUND=1 wireguard-go "$DEV" &
+    WG_PID=$!
+    _deadline=$(($(now) + DEVICE_TIMEOUT))
+    until [ -S "/var/run/wireguard/$DEV.sock" ] && ip link show dev "$DEV" >/dev/null 2>&1; do
+        if ! kill -0 "$WG_PID" 2>/dev/null; then
+            wait "$WG_PID"
+            _status=$?
+            WG_PID=
+            die "wireguard-go $DEV exited (status $_status)"
+        fi
+        [ "$(now)" -lt "$_deadline" ] || die "wireguard-go did not make $DEV within $DEVICE_TIMEOUT s"
+        sleep 0.1
+    done
+    say "wireguard-go runs $DEV"
+}
+
 # --- modes ------------------------------------------------------------------
 
 run_standalone() {
@@ -330,9 +493,11 @@ run_peer() {
     for _tool in rp ip grep; do
         command -v "$_tool" >/dev/null 2>&1 || die "$_tool is not in the image"
     done
+    choose_wireguard
     ensure_keys
     publish "$OWN_PUB"
     wait_for_peer_keys
+    [ "$WG_MODE" = kernel ] || start_wireguard_go
 
     set -- exchange "$SK" dev "$DEV"
     if [ "$MODE" = server ]; then
@@ -352,16 +517,20 @@ run_peer() {
     fi
     rp "$@" &
     RP_PID=$!
-    trap 'kill -TERM "$RP_PID" 2>/dev/null' TERM
-    trap 'kill -INT "$RP_PID" 2>/dev/null' INT
 
-    # rp creates the device and brings it up; wait for that, not for a fixed time.
+    # rp brings the device up (making it first unless wireguard-go did); wait for
+    # that, not for a fixed time.
     _deadline=$(($(now) + DEVICE_TIMEOUT))
     until ip link show dev "$DEV" 2>/dev/null | grep -q '[<,]UP[,>]'; do
         if ! kill -0 "$RP_PID" 2>/dev/null; then
             wait "$RP_PID"
             _status=$?
             RP_PID=
+            if [ -n "$STOPPING" ]; then
+                say "stopped by SIG$STOPPING: rp exchange exited with status $_status"
+                cleanup
+                exit "$_status"
+            fi
             die "rp exchange exited (status $_status) before $DEV came up"
         fi
         [ "$(now)" -lt "$_deadline" ] || die "$DEV did not come up within $DEVICE_TIMEOUT s"
@@ -382,7 +551,8 @@ run_peer() {
         ip route replace "$_cidr" dev "$DEV" || die "ip route replace $_cidr dev $DEV failed"
     done
     IFS=$_saved_ifs
-    say "$MODE ready: $DEV has $OWN_v4${OWN_v4:+${OWN_v6:+ }}$OWN_v6, routes $ALLOWED"
+    say "$MODE ready: $DEV has $OWN_v4${OWN_v4:+${OWN_v6:+ }}$OWN_v6, routes $ALLOWED;" \
+        "rosenpass sets the WireGuard peer after its first key exchange"
 
     # rp stays the process the container lives for; signals are passed on to it.
     while :; do
@@ -391,7 +561,8 @@ run_peer() {
         kill -0 "$RP_PID" 2>/dev/null || break
     done
     RP_PID=
-    say "rp exchange exited with status $_status"
+    say "${STOPPING:+stopped by SIG$STOPPING: }rp exchange exited with status $_status"
+    cleanup
     exit "$_status"
 }
 
@@ -416,6 +587,17 @@ health() {
         exit 1
     }
     _checked=
+    # rosenpass sets the WireGuard peer only after its first key exchange.
+    if command -v wg >/dev/null 2>&1; then
+        _peers=$(wg show "$DEV" peers 2>/dev/null) || {
+            echo "no tunnel: wg show $DEV failed"
+            exit 1
+        }
+        [ -n "$_peers" ] || {
+            echo "no tunnel yet: no WireGuard peer on $DEV (rosenpass sets it after its first key exchange)"
+            exit 1
+        }
+    fi
     # Ping first: WireGuard makes a handshake only when there is traffic to send.
     if command -v ping >/dev/null 2>&1; then
         for _addr in $PEER_v4 $PEER_v6; do
@@ -464,7 +646,7 @@ case $MODE in
     server | client) run_peer "$@" ;;
     standalone) run_standalone "$@" ;;
     '')
-        # No mode: the image is a toolbox (docker run IMAGE rp --version).
+        # No mode: the image is a toolbox (docker run IMAGE rosenpass --version).
         [ $# -gt 0 ] || bad "MODE is not set (server, client or standalone)"
         exec "$@"
         ;;

@@ -191,7 +191,7 @@ def test_local_override_checkout_edits_rebuild(
     overrides = ["--override-input", "rosenpass", f"path:{checkout}"]
     first = build(rpbuild, project, "--tag", tag, *overrides)
     assert build(rpbuild, project, "--tag", tag, *overrides)["up_to_date"] is True
-    rp = checkout / "rosenpass.sh"
+    rp = checkout / "rp.sh"
     rp.write_text(rp.read_text() + "\n# edited\n")
     edited = build(rpbuild, project, "--tag", tag, *overrides)
     assert edited["up_to_date"] is False and edited["fingerprint"] != first["fingerprint"]

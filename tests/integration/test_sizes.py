@@ -92,7 +92,7 @@ def test_parent_delta_and_markdown(rpbuild: RunCli, project: Path) -> None:
     profiles = by_name(sizes(rpbuild, project))
     ww = profiles["with-wireguard"]
     assert ww["parent_delta"] == ww["closure_size"] - profiles["minimal"]["closure_size"]
-    assert set(ww["added_packages"]) == {"wireguard-tools", "procps", "iputils"}
+    assert set(ww["added_packages"]) == {"wireguard-tools", "wireguard-go", "procps", "iputils"}
     md = rpbuild(
         "sizes", "--markdown", "--profile", "with-wireguard", *STANDIN_OVERRIDES, cwd=project
     )

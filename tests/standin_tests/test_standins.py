@@ -1,6 +1,7 @@
 """The stand-in flakes (tests/standin/nixpkgs, tests/standin/rosenpass) do what the
 integration tests rely on: they evaluate for both systems, build offline, give
-deterministic images that `docker load` accepts, and rp brings up a tunnel.
+deterministic images that `docker load` accepts, and in an image rp exchange over a
+wireguard-go device brings up a tunnel with the same, renewed pre-shared key on both sides.
 
 A throwaway consumer flake in tmp_path takes both stand-ins as inputs (through
 --override-input, as the integration tests do).
@@ -11,8 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +82,7 @@ CONSUMER = """
             contents = [
               rosenpass.packages.${system}.rosenpass
               pkgs.coreutils-full pkgs.iana-etc pkgs.gnugrep pkgs.iproute2
-              pkgs.wireguard-tools pkgs.iputils pkgs.bash pkgs.procps
+              pkgs.wireguard-tools pkgs.wireguard-go pkgs.iputils pkgs.bash pkgs.procps
               (pkgs.writeScriptBin "hello" "#!${pkgs.runtimeShell}\\necho hello\\n")
             ];
             config = {
@@ -296,12 +298,20 @@ def test_rp_tunnel_between_two_containers(loaded_image: str, tmp_path: Path) -> 
             peer = names[1 - i]
             docker("cp", f"{peer}:/keys/pk", str(tmp_path / peer))
             docker("cp", str(tmp_path / peer), f"{name}:/peer")
+        # As the entrypoint does: a userspace device first (upstream rp needs one), then rp.
+        # a is the server (listen only), b the client (endpoint): rpbuild's topology.
         for i, name in enumerate(names):
-            peer_tunnel = f"10.249.0.{2 - i}/32,fd00:249::{2 - i}/128"
+            docker("exec", name, "wireguard-go", "rosenpass0")
+            own, far = (
+                (["listen", f"{ips[0]}:9999"], [])
+                if i == 0
+                else ([], ["endpoint", f"{ips[0]}:9999"])
+            )
+            exchange = ["rp", "exchange", "/keys/sk", "dev", "rosenpass0", *own, "peer", "/peer", *far,
+                        "allowed-ips", f"10.249.0.{2 - i}/32,fd00:249::{2 - i}/128"]  # fmt: skip
             docker(
-                "exec", "-d", name, "rp", "exchange", "/keys/sk", "dev", "rosenpass0",
-                "listen", f"{ips[i]}:9999", "peer", "/peer", "endpoint", f"{ips[1 - i]}:9999",
-                "allowed-ips", peer_tunnel,
+                "exec", "-d", "-e", "ROSENPASS_STANDIN_REKEY_SECONDS=4", name, "sh", "-c",
+                " ".join(exchange) + " >/tmp/rp.log 2>&1",
             )  # fmt: skip
         for i, name in enumerate(names):
             docker(
@@ -309,15 +319,30 @@ def test_rp_tunnel_between_two_containers(loaded_image: str, tmp_path: Path) -> 
                 "for i in $(seq 100); do ip link show rosenpass0 2>/dev/null | grep -q ,UP"
                 " && break; sleep 0.1; done;"
                 f" ip addr add 10.249.0.{i + 1}/24 dev rosenpass0 &&"
-                f" ip -6 addr add fd00:249::{i + 1}/64 dev rosenpass0",
+                f" ip -6 addr add fd00:249::{i + 1}/64 dev rosenpass0 || {{ cat /tmp/rp.log; exit 1; }}",
             )  # fmt: skip
-        # The first handshake may need WireGuard's 5 s retry: allow a few seconds.
-        ping4 = docker("exec", names[0], "ping", "-c", "3", "-w", "15", "10.249.0.2", check=False)
+
+        def psks() -> list[str]:
+            out = [
+                docker("exec", n, "wg", "show", "rosenpass0", "preshared-keys").stdout
+                for n in names
+            ]
+            return [o.split()[1] if len(o.split()) == 2 else "" for o in out]
+
+        def wait_for(check: Callable[[list[str]], bool], what: str) -> list[str]:
+            deadline = time.monotonic() + 30
+            while not check(keys := psks()):
+                assert time.monotonic() < deadline, f"{what}: {keys}"
+                time.sleep(0.2)
+            return keys
+
+        first = wait_for(lambda k: k[0] not in ("", "(none)") and k[0] == k[1], "the same PSK")
+        ping4 = docker("exec", names[1], "ping", "-c", "3", "-w", "15", "10.249.0.1", check=False)
         assert ping4.returncode == 0, ping4.stdout
-        ping6 = docker("exec", names[0], "ping", "-c", "3", "-w", "15", "fd00:249::2", check=False)
+        ping6 = docker("exec", names[1], "ping", "-c", "3", "-w", "15", "fd00:249::1", check=False)
         assert ping6.returncode == 0, ping6.stdout
-        assert "(none)" in docker("exec", names[0], "wg", "show", "all", "preshared-keys").stdout
-        docker("exec", names[0], "pkill", "-f", "bin/rp exchange")
+        wait_for(lambda k: k[0] != first[0] and k[0] == k[1], "a renewed, equal PSK")
+        docker("exec", names[0], "pkill", "-TERM", "-f", "bin/rp exchange")
         gone = docker(
             "exec", names[0], "sh", "-c",
             "for i in $(seq 50); do ip link show rosenpass0 >/dev/null 2>&1 || exit 0;"

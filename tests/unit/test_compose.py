@@ -101,8 +101,23 @@ def test_ipv6_uses_a_ula_subnet_and_only_the_one_sysctl(ip: str) -> None:
 
 def test_tun_device_only_for_userspace_wireguard() -> None:
     assert all("devices" not in s for s in doc()["services"].values())
+    assert all("WIREGUARD" not in s["environment"] for s in doc()["services"].values())
     for service in doc(userspace_wireguard=True)["services"].values():
         assert service["devices"] == ["/dev/net/tun:/dev/net/tun"]
+        # the entrypoint starts wireguard-go before rp (upstream rp never does)
+        assert service["environment"]["WIREGUARD"] == "userspace"
+
+
+def test_the_stand_in_rekey_interval_reaches_both_peers_and_the_plan() -> None:
+    assert all(cmp.STANDIN_REKEY_ENV not in s["environment"] for s in doc()["services"].values())
+    document = doc(standin_rekey_seconds=6.0)
+    for service in document["services"].values():
+        assert service["environment"][cmp.STANDIN_REKEY_ENV] == "6"
+    assert cmp.plan_of(document, "f").standin_rekey_seconds == 6.0
+    assert cmp.plan_of(doc(), "f").standin_rekey_seconds is None
+    for bad in (0.5, 3601.0, float("nan")):
+        with pytest.raises(RpbuildError, match=r"--standin-rekey-seconds: .* from 1 to 3600"):
+            doc(standin_rekey_seconds=bad)
 
 
 def test_healthchecks_run_the_entrypoint_without_a_shell_and_order_the_start() -> None:
@@ -202,6 +217,8 @@ def test_free_subnets_skip_used_ones() -> None:
 def test_missing_tools() -> None:
     assert cmp.missing_tools(["rosenpass", "wireguard-tools", "iputils"]) == []
     assert cmp.missing_tools(["rosenpass"]) == ["wg", "ping"]
+    assert cmp.missing_tools(["wireguard-tools", "iputils"], userspace=True) == ["wireguard-go"]
+    assert cmp.missing_tools(["wireguard-tools", "iputils", "wireguard-go"], userspace=True) == []
 
 
 @given(i=st.integers(0, 15), prefix4=st.integers(16, 28), prefix6=st.integers(48, 120))

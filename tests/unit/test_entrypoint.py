@@ -9,8 +9,10 @@ tests/integration/test_topology.py.
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -60,6 +62,10 @@ BAD = [
     ({**SERVER, "SERVER_PORT": "65535"}, "SERVER_PORT: '65535' is not a port"),
     ({**SERVER, "SERVER_PORT": "99x"}, "SERVER_PORT: '99x' is not a port"),
     ({**SERVER, "PEER_TIMEOUT": "soon"}, "PEER_TIMEOUT: 'soon'"),
+    (
+        {**SERVER, "WIREGUARD": "kmod"},
+        "WIREGUARD: unknown value 'kmod' (auto, kernel or userspace)",
+    ),
     ({**SERVER, "ALLOWED_IPS": "10.0.0.0/8,nonsense"}, "ALLOWED_IPS: 'nonsense'"),
     ({**SERVER, "SERVER_PUBLIC_IP": "10.0.0.1,fd00::1"}, "not one IPv4 or IPv6 address"),
     ({**SERVER, "SERVER_PUBKEY_DIR": "keys"}, "must be an absolute path"),
@@ -96,6 +102,68 @@ def test_arguments_in_peer_mode_are_refused(shell: list[str]) -> None:
 def test_without_a_mode_arguments_run_as_a_command(shell: list[str]) -> None:
     proc = run(shell, {}, "echo", "toolbox")
     assert (proc.returncode, proc.stdout) == (0, "toolbox\n")
+
+
+def in_a_network_namespace(
+    shell: list[str], env: dict[str, str], path: Path
+) -> subprocess.CompletedProcess[str]:
+    """The entrypoint in a new, empty network namespace of its own (root only)."""
+    unshare, program = shutil.which("unshare"), shutil.which(shell[0])
+    assert unshare is not None and program is not None
+    return subprocess.run(
+        [unshare, "--net", program, *shell[1:], str(SCRIPT)],
+        env={"PATH": str(path), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def kernel_has_wireguard() -> bool:
+    probe = subprocess.run(
+        ["unshare", "--net", "ip", "link", "add", "dev", "wgprobe", "type", "wireguard"],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+    reason="needs root, unshare and ip for a network namespace",
+)
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    "wireguard,message",
+    [
+        ("kernel", "no WireGuard kernel module on this host (WIREGUARD=kernel); load it"),
+        ("auto", "no WireGuard kernel module on this host, and the image has no wireguard-go"),
+    ],
+)
+def test_no_wireguard_stops_before_any_key_is_made(
+    shell: list[str], wireguard: str, message: str, tmp_path: Path
+) -> None:
+    """Upstream rp cannot make its device without the kernel module: the entrypoint
+    says so at once (here: a kernel without the module, a PATH without wireguard-go)."""
+    if kernel_has_wireguard():
+        pytest.skip("this kernel has the WireGuard module")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "grep", "tr", "cat"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    (bin_dir / "rp").write_text("#!/bin/sh\necho rp must not run >&2\nexit 99\n")
+    (bin_dir / "rp").chmod(0o755)
+    keys = tmp_path / "keys"
+    env = {**SERVER, "WIREGUARD": wireguard, "PRIVATE_KEY_DIR": str(keys / "private")}
+    env |= {"SERVER_PUBKEY_DIR": str(keys / "s"), "CLIENT_PUBKEY_DIR": str(keys / "c")}
+    proc = in_a_network_namespace(shell, env, bin_dir)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rpbuild-entrypoint: error: "), proc.stderr
+    assert message in lines[0]
+    assert not keys.exists()
 
 
 def accepted(shell: list[str], address: str) -> bool:

@@ -79,14 +79,22 @@ def fake_psks(monkeypatch: pytest.MonkeyPatch, rounds: list[dict[str, str]]) -> 
     monkeypatch.setattr(topo, "_wg_table", wg_table)
 
 
-def psk_checks(monkeypatch: pytest.MonkeyPatch, rounds: list[dict[str, str]]) -> list[topo.Check]:
+def psk_checks(
+    monkeypatch: pytest.MonkeyPatch,
+    rounds: list[dict[str, str]],
+    topology: topo.Topology | None = None,
+    standin: bool = False,
+) -> list[topo.Check]:
     fake_psks(monkeypatch, rounds)
-    return list(topo.check_psk(ENGINE, make_topology(), lambda _: None))
+    return list(
+        topo.check_psk(ENGINE, topology or make_topology(), lambda _: None, standin=standin)
+    )
 
 
 def test_psk_unset_fails(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
     [check] = psk_checks(monkeypatch, [{"server": "(none)", "client": "(none)"}])
     assert not check.ok and "(none) on the server" in check.detail
+    assert clock.now == 1000.0 + topo.PSK_AGREE_S  # read again for a while first
 
 
 def test_psk_differing_between_the_sides_fails(
@@ -96,13 +104,39 @@ def test_psk_differing_between_the_sides_fails(
     assert not check.ok and "differ" in check.detail
 
 
+def test_psk_read_while_the_sides_switch_keys_is_read_again(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """The peer appears only after rosenpass's first exchange, and the two sides take a
+    new key moments apart: neither is a failure as long as they agree soon."""
+    rounds = [{"server": "(none)", "client": "(none)"}, {"server": "A=", "client": "(none)"}]
+    rounds += [{"server": "A=", "client": "A="}] * 3 + [{"server": "B=", "client": "B="}]
+    set_, renewed = psk_checks(monkeypatch, rounds)
+    assert set_.ok and renewed.ok
+
+
+def test_the_stand_in_s_short_rekey_interval_sets_the_wait(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    topology = make_topology()
+    topology.plan = replace(topology.plan, standin_rekey_seconds=6.0)
+    assert topo.psk_renewal_deadline(topology, standin=True) == 32
+    assert topo.psk_renewal_deadline(topology, standin=False) == topo.PSK_RENEWAL_DEADLINE_S
+    set_, renewed = psk_checks(
+        monkeypatch, [{"server": "A=", "client": "A="}], topology, standin=True
+    )
+    assert set_.ok and "stand-in" in set_.detail
+    assert not renewed.ok and "within 32 s" in renewed.detail
+    assert clock.now <= 1000.0 + 32 + 2
+
+
 def test_psk_set_and_renewed_passes(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
     rounds = [{"server": "A=", "client": "A="}] * 30
     rounds += [{"server": "B=", "client": "A="}]  # one side first: not yet
     rounds += [{"server": "B=", "client": "B="}]
     set_, renewed = psk_checks(monkeypatch, rounds)
     assert set_.ok and renewed.ok
-    assert "changed after" in renewed.detail
+    assert "a new key, the same on both sides, after" in renewed.detail
     assert "A=" not in set_.line() + renewed.line()  # keys are never shown
 
 
@@ -129,17 +163,21 @@ def test_handshake_must_be_recent(
     assert [(c.ok, c.detail) for c in checks] == [(ok, detail)] * 2
 
 
-def test_skipped_psk_checks_say_so_plainly(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("standin", [True, False])
+def test_psk_checks_run_for_stand_in_and_real_images_alike(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, standin: bool
+) -> None:
     monkeypatch.setattr(topo, "check_pings", lambda e, t: iter(()))
     monkeypatch.setattr(topo, "check_handshakes", lambda e, t: iter(()))
+    fake_psks(monkeypatch, [{"server": "A=", "client": "A="}, {"server": "B=", "client": "B="}])
     lines: list[str] = []
-    topo.run_checks(
-        ENGINE, make_topology(), real_rosenpass=False, standin=True, report=lines.append
-    )
-    assert lines == [
-        "skip  PSK checks skipped: images use the stand-in rosenpass "
-        "(no post-quantum exchange, no PSK)"
+    checks = topo.run_checks(ENGINE, make_topology(), standin=standin, report=lines.append)
+    assert [c.name for c in checks] == [
+        "pre-shared key set by rosenpass",
+        "pre-shared key renewed by rosenpass",
     ]
+    assert all(c.ok and not c.skipped for c in checks)
+    assert lines[0].startswith("ok    pre-shared key set by rosenpass: set, the same")
 
 
 def state(health: str, output: str, status: str = "running") -> topo._State:
@@ -177,9 +215,48 @@ def test_waiting_fails_early_when_a_peer_exits(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     fake_states(monkeypatch, [{"server": state("", "", status="exited")}])
-    with pytest.raises(topo.TopologyFailed, match="server container stopped: exited"):
+    monkeypatch.setattr(topo, "entrypoint_error", lambda e, cid: None)
+    with pytest.raises(topo.TopologyFailed, match=r"server container stopped: exited \(exit 1\)$"):
         topo.wait_for_tunnel(ENGINE, "t", deadline=clock.now + 60, timeout=60)
     assert clock.now == 1000.0
+
+
+def test_a_peer_that_exits_is_explained_by_its_entrypoint_s_error(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    fake_states(monkeypatch, [{"client": state("", "", status="exited")}])
+    error = "rp exchange exited (status 1) before rosenpass0 came up"
+    monkeypatch.setattr(topo, "entrypoint_error", lambda e, cid: error)
+    with pytest.raises(topo.TopologyFailed) as caught:
+        topo.wait_for_tunnel(ENGINE, "t", deadline=clock.now + 60, timeout=60)
+    assert caught.value.message == f"the client container stopped: exited (exit 1): {error}"
+    assert caught.value.show_logs
+
+
+def test_no_wireguard_module_is_its_own_failure_without_logs(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    fake_states(monkeypatch, [{"server": state("", "", status="exited")}])
+    error = "no WireGuard kernel module on this host, and no /dev/net/tun for wireguard-go; ..."
+    monkeypatch.setattr(topo, "entrypoint_error", lambda e, cid: error)
+    with pytest.raises(topo.NoWireGuard) as caught:
+        topo.wait_for_tunnel(ENGINE, "t", deadline=clock.now + 60, timeout=60)
+    assert caught.value.message == f"the server cannot create its WireGuard device: {error}"
+    assert not caught.value.show_logs
+
+
+def test_the_entrypoint_s_last_error_is_read_from_timestamped_logs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logs = [
+        "2026-01-01T00:00:01.000000000Z rpbuild-entrypoint: generated new secret keys in /k",
+        "2026-01-01T00:00:02.000000000Z rpbuild-entrypoint: error: first",
+        "2026-01-01T00:00:03.000000000Z rpbuild-entrypoint: error: the last one ",
+    ]
+    monkeypatch.setattr("rpbuild.engine.container_output", lambda e, cid: logs)
+    assert topo.entrypoint_error(ENGINE, "sid") == "the last one"
+    monkeypatch.setattr("rpbuild.engine.container_output", lambda e, cid: logs[:1])
+    assert topo.entrypoint_error(ENGINE, "sid") is None
 
 
 def test_waiting_has_a_deadline(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
@@ -269,6 +346,14 @@ BAD_OPTIONS = [
         "--subnet4 10.213.0.0/16 overlaps the IPv4 tunnel subnet 10.213.0.0/24",
     ),
     ({"timeout": 0.0}, "--timeout: 0 is not a positive number of seconds"),
+    (
+        {"standin_rekey_seconds": 0.0},
+        "--standin-rekey-seconds: 0 is not a number of seconds from 1 to 3600",
+    ),
+    (
+        {"compose_file": Path("/nonexistent/c.json"), "standin_rekey_seconds": 6.0},
+        "--standin-rekey-seconds: not used with --compose-file /nonexistent/c.json",
+    ),
     ({"compose_file": Path("/nonexistent/c.json")}, "--compose-file /nonexistent/c.json: No such"),
     (
         {"ip": "4", "subnet6": "fd00:1::/64"},

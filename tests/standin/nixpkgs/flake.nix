@@ -3,8 +3,8 @@
 # WHAT IT STANDS FOR
 #   The parts of nixpkgs that rpbuild's generated flake uses, as `legacyPackages.<system>`:
 #   the packages of the image profiles (busybox, coreutils-full, gnugrep, iproute2, procps,
-#   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, glibc, and rosenpass +
-#   rosenpass-tools for rpbuild.toml's rosenpass_source = "nixpkgs"), runtimeShell,
+#   iputils, bash, iptables, tcpdump, iana-etc, wireguard-tools, wireguard-go, glibc, and
+#   rosenpass + rosenpass-tools for rpbuild.toml's rosenpass_source = "nixpkgs"), runtimeShell,
 #   writeTextFile / writeText / writeScript / writeScriptBin / writeShellScript(Bin), and
 #   dockerTools.streamLayeredImage / dockerTools.buildLayeredImage.
 #   Packages carry pname, version and meta (description; meta.license for iproute2 and
@@ -17,32 +17,36 @@
 #
 # WHAT IT DOES NOT PROVE
 #   - Nothing about the real packages: their contents, versions, closures and sizes are
-#     made up. Most tools are applets of the host's static busybox (/bin/busybox);
+#     made up. Most tools are applets of a static Debian busybox;
 #     iptables, tcpdump and pkill are shell stand-ins (busybox has none of them: iptables
 #     and tcpdump print a note and exit 0). `bash` is dash behind a wrapper, so
 #     bash-only syntax fails. dash (runtimeShell's bin/sh), wg, wireguard-go and ping
-#     (iputils) are the host's Debian binaries, patched with the host's patchelf to use a
-#     copy of the host's glibc in the store (package host-libc). ping is the real iputils
+#     (iputils) are Debian's binaries, patched with the host's patchelf to use a copy of
+#     Debian's glibc in the store (package host-libc). ping is the real iputils
 #     ping (ICMP datagram sockets, so no NET_RAW), but iputils' other tools (arping,
 #     tracepath, clockdiff) are absent.
 #   - Nothing about real dockerTools: the layering here (one layer per store path, most
 #     referenced first, the rest merged into the last store layer, plus one customisation
 #     layer) is a simplified version of the documented behaviour, not nixpkgs' heuristics.
 #     fakeRootCommands, fromImage, enableFakechroot, etc. are not supported (they throw).
-#   - Nothing about aarch64: every derivation has system = "x86_64-linux" (the build
-#     platform, so that everything builds on this x86_64 machine), and the aarch64-linux
-#     package set holds x86_64 binaries. Only the image config says "arm64". The
-#     aarch64-linux packages are still distinct store paths (attribute targetSystem).
+#   - aarch64 only as far as Debian's arm64 binaries go: every derivation has system =
+#     "x86_64-linux" (the build platform: the host's busybox builds everything), but the
+#     aarch64-linux set packages Debian's arm64 busybox, dash, wg, wireguard-go, ping and
+#     glibc from the sysroot /opt/rpbuild-standin/aarch64-linux (made by
+#     .ci/standin-sysroot: `apt-get download PKG:arm64`, `dpkg-deb -x`, never installed).
+#     Its images run on this x86_64 machine under qemu-user emulation (binfmt_misc);
+#     that proves the image layout and the programs' architecture, not real arm64 speed.
 #   - runtimeShell is dash, not bash (no bash-only syntax). It is not busybox sh on purpose:
 #     Debian's static busybox runs its own applets before searching PATH, so scripts would
 #     find tools the image does not hold (and busybox's ping, which needs NET_RAW).
 #
 # HOW IT WORKS (and what it needs from the host)
 #   Builders are /bin/busybox (`sh -e -c ...`; later the store copy of it) and the host's
-#   /usr/bin/python3. That works only because /etc/nix/nix.conf has `sandbox = false`:
-#   the builds read host paths (/bin/busybox, /usr/bin/{dash,wg,wireguard-go,ping},
+#   /usr/bin/python3. That works only with `sandbox = false` (the tests set it for their
+#   own nix calls): the builds read host paths (/bin/busybox, /usr/bin/{dash,wg,wireguard-go,ping},
 #   /usr/bin/patchelf, the host glibc, /usr/bin/python3; Debian packages busybox-static,
-#   dash, wireguard-tools, wireguard-go, iputils-ping, patchelf). The stream script of
+#   dash, wireguard-tools, wireguard-go, iputils-ping, patchelf) and, for aarch64-linux,
+#   the same programs and glibc under /opt/rpbuild-standin/aarch64-linux. The stream script of
 #   streamLayeredImage is a Python script with the shebang /usr/bin/python3 (host
 #   python), so it runs only on a host that has one. Outputs are deterministic: fixed payloads, no timestamps, tar entries
 #   sorted with uid/gid 0 and mtime 1; the same inputs give the same image ID.

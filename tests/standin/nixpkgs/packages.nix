@@ -2,12 +2,47 @@
 # what it stands for and what it does not prove. Only builtins are used (no lib).
 { system, payloadSizes }:
 let
-  # Every derivation is built for the build platform, x86_64-linux, even in the
-  # aarch64-linux set: only the image config of dockerTools says arm64.
+  # Every derivation is built on the build platform, x86_64-linux, by the host's busybox,
+  # also in the aarch64-linux set. What goes into the images is the target's: for
+  # aarch64-linux the binaries come from Debian's arm64 packages, unpacked (never
+  # installed) into sysroot by .ci/standin-sysroot, and run only under qemu-user.
   buildSystem = "x86_64-linux";
 
   goArchs = { "x86_64-linux" = "amd64"; "aarch64-linux" = "arm64"; };
   goArch = goArchs.${system} or (throw "stand-in nixpkgs: unsupported system ${system}");
+
+  sysroot = "/opt/rpbuild-standin/aarch64-linux";
+
+  # Where the target's Debian binaries and libraries are: the host itself for
+  # x86_64-linux, the arm64 sysroot for aarch64-linux.
+  targets = {
+    "x86_64-linux" = {
+      busybox = "/bin/busybox";
+      programs = {
+        dash = "/usr/bin/dash";
+        wg = "/usr/bin/wg";
+        wireguard-go = "/usr/bin/wireguard-go";
+        ping = "/usr/bin/ping";
+      };
+      loader = "/lib64/ld-linux-x86-64.so.2";
+      libDirs = [ "/lib/x86_64-linux-gnu" "/usr/lib/x86_64-linux-gnu" ];
+      origin = "the host's Debian";
+    };
+    "aarch64-linux" = {
+      busybox = "${sysroot}/bin/busybox";
+      programs = {
+        dash = "${sysroot}/bin/dash";
+        wg = "${sysroot}/usr/bin/wg";
+        wireguard-go = "${sysroot}/usr/bin/wireguard-go";
+        ping = "${sysroot}/bin/ping";
+      };
+      loader = "${sysroot}/lib/ld-linux-aarch64.so.1";
+      libDirs = [ "${sysroot}/lib/aarch64-linux-gnu" "${sysroot}/usr/lib/aarch64-linux-gnu" ];
+      origin = "Debian's arm64";
+    };
+  };
+  target = targets.${system};
+  loaderName = baseNameOf target.loader;
 
   python = "/usr/bin/python3";
   payloadScript = ./payload.py;
@@ -29,32 +64,46 @@ let
   gpl2Only = { spdxId = "GPL-2.0-only"; shortName = "gpl2Only"; fullName = "GNU General Public License v2.0 only"; free = true; };
   licenses = { iproute2 = gpl2Only; wireguard-tools = gpl2Only; };
 
-  # The one package built by the host busybox.
-  busybox = withMeta "busybox multi-call binary (copy of the host's static /bin/busybox)"
+  # For a foreign system: fail in one line when .ci/standin-sysroot has not run.
+  missingSysroot = targetSystem: if targetSystem == buildSystem then "" else ''
+    if [ ! -f ${sysroot}/.rpbuild-sysroot ]; then
+      echo "stand-in nixpkgs: no arm64 sysroot in ${sysroot}: run .ci/standin-sysroot (as root)" >&2
+      exit 1
+    fi
+  '';
+
+  # A copy of a static Debian busybox, built by the host busybox.
+  mkBusybox = targetSystem: source: withMeta "busybox multi-call binary (copy of ${targets.${targetSystem}.origin} static busybox)"
     (builtins.derivation {
       name = "busybox-1.35.0-standin";
       pname = "busybox";
       version = "1.35.0-standin";
       system = buildSystem;
-      targetSystem = system;
+      inherit targetSystem;
       builder = "/bin/busybox";
       args = [
         "sh"
         "-e"
         "-c"
-        ''
+        (missingSysroot targetSystem + ''
           mkdir -p "$out/bin"
-          cp /bin/busybox "$out/bin/busybox"
+          cp ${source} "$out/bin/busybox"
           chmod 0555 "$out/bin/busybox"
-        ''
+        '')
       ];
     });
 
+  # The busybox that builds (the host's) and the one that goes into images (the target's).
+  buildBusybox = mkBusybox buildSystem targets.${buildSystem}.busybox;
+  busybox = if system == buildSystem then buildBusybox else mkBusybox system target.busybox;
+
+  buildBb = "${buildBusybox}/bin/busybox";
   bb = "${busybox}/bin/busybox";
 
-  # Every other derivation runs `busybox sh -e -c SCRIPT` from the store copy.
+  # Every other derivation runs `busybox sh -e -c SCRIPT` from the store copy of the host's.
   # Common environment of the build script:
-  #   bb        the store busybox binary
+  #   buildBb   the busybox that runs the build (x86_64)
+  #   bb        the target's busybox (what applet links point to)
   #   shell     a POSIX sh in the store, for #! lines (dash; absent in dash and host-libc)
   #   glibc     the glibc stand-in (recorded in share/<pname>/standin-runtime-deps)
   #   payload*  size and place of the payload file
@@ -88,10 +137,10 @@ let
     in
     withMeta description (builtins.derivation ({
       name = "${pname}-${version}";
-      inherit pname version bb;
+      inherit pname version bb buildBb;
       system = buildSystem;
       targetSystem = system;
-      builder = bb;
+      builder = buildBb;
       args = [ "sh" "-e" "-c" (preamble + script) ];
       payloadSize = if payloadSize == null then "" else toString payloadSize;
       payloadScript = if payloadSize == null then "" else payloadScript;
@@ -100,14 +149,14 @@ let
       shell = if withShell then "${dash}/bin/sh" else "";
     } // env));
 
-  # The host's Debian dash as bin/sh: the stand-in's runtimeShell. Not busybox sh: Debian's
+  # Debian's dash (the host's, or arm64) as bin/sh: the stand-in's runtimeShell. Not busybox sh: Debian's
   # static busybox runs its own applets before searching PATH, so a script would get
   # busybox's ping (raw sockets only) instead of the image's iputils, and would find
   # tools the image does not hold. dash, like nixpkgs' bash, runs what PATH finds.
   dash = hostBinaries {
     pname = "dash";
     version = "0.5.12-debian-standin";
-    description = "dash (the host's Debian binary, patched to run from the store) as bin/sh";
+    description = "dash (${target.origin} binary, patched to run from the store) as bin/sh";
     programs = [ "dash" ];
     withShell = false;
     extraScript = ''ln -s dash "$out/bin/sh"'';
@@ -126,32 +175,45 @@ let
     script = "";
   };
 
-  # Host (Debian) programs the stand-in runs from the store, through host-libc.
-  hostPrograms = [ "dash" "wg" "wireguard-go" "ping" ];
+  # Debian programs (the target's) the stand-in runs from the store, through host-libc.
+  hostPrograms = builtins.attrValues target.programs;
 
-  # The host's real glibc loader and the libraries of hostPrograms.
+  # Debian's real glibc loader and the libraries of hostPrograms, found by their ELF
+  # NEEDED entries (patchelf reads foreign ELF too), recursively, in the target's lib dirs.
   host-libc = mkPackage {
     pname = "host-libc";
     version = "2.36-debian-standin";
-    description = "The host's glibc loader and the libraries of dash, wg, wireguard-go and ping (copied from Debian)";
+    description = "${target.origin} glibc loader and the libraries of dash, wg, wireguard-go and ping (copied from Debian)";
     useGlibc = false;
     withShell = false;
     script = ''
       mkdir -p "$out/lib"
-      for prog in ${toString (map (p: "/usr/bin/${p}") hostPrograms)}; do
-        /lib64/ld-linux-x86-64.so.2 --list "$prog" > deps
-        while read -r soname arrow path rest; do
-          if [ "$arrow" = "=>" ] && [ -f "$path" ]; then
+      find_lib() {
+        for dir in ${toString target.libDirs}; do
+          if [ -e "$dir/$1" ]; then echo "$dir/$1"; return 0; fi
+        done
+        echo "host-libc: $1 not found in ${toString target.libDirs}" >&2
+        return 1
+      }
+      todo="${toString hostPrograms}"
+      while [ -n "$todo" ]; do
+        next=
+        for file in $todo; do
+          for soname in $(/usr/bin/patchelf --print-needed "$file"); do
+            [ -e "$out/lib/$soname" ] && continue
+            path=$(find_lib "$soname")
             cp -L "$path" "$out/lib/$soname"
-          fi
-        done < deps
+            next="$next $path"
+          done
+        done
+        todo=$next
       done
-      cp -L /lib64/ld-linux-x86-64.so.2 "$out/lib/ld-linux-x86-64.so.2"
+      cp -L ${target.loader} "$out/lib/${loaderName}"
       chmod 0555 "$out"/lib/*
     '';
   };
 
-  # A package whose bin/ holds copies of host binaries (each one of hostPrograms), their
+  # A package whose bin/ holds copies of Debian binaries (each one of hostPrograms), their
   # ELF interpreter and RUNPATH pointed at host-libc with the host's patchelf, the way
   # nixpkgs' own builds point theirs at its glibc: they run in an image without /lib.
   hostBinaries = { pname, version, description, programs, withShell ? true, extraScript ? "" }:
@@ -160,15 +222,15 @@ let
       env = { hostLibc = host-libc; };
       script = ''
         mkdir -p "$out/bin"
-        for program in ${toString programs}; do
-          cp -L "/usr/bin/$program" "$out/bin/$program"
-          chmod 0755 "$out/bin/$program"
+        ${builtins.concatStringsSep "\n" (map (program: ''
+          cp -L "${target.programs.${program}}" "$out/bin/${program}"
+          chmod 0755 "$out/bin/${program}"
           # DT_RPATH (--force-rpath), not RUNPATH: it also finds the libraries' own
           # dependencies (ping: libidn2 -> libunistring).
-          /usr/bin/patchelf --set-interpreter "$hostLibc/lib/ld-linux-x86-64.so.2" \
-            --force-rpath --set-rpath "$hostLibc/lib" "$out/bin/$program"
-          chmod 0555 "$out/bin/$program"
-        done
+          /usr/bin/patchelf --set-interpreter "$hostLibc/lib/${loaderName}" \
+            --force-rpath --set-rpath "$hostLibc/lib" "$out/bin/${program}"
+          chmod 0555 "$out/bin/${program}"
+        '') programs)}
       '' + extraScript;
     };
 
@@ -202,7 +264,8 @@ let
   # Only applets this busybox really has (the list above is checked at build time).
   appletScript = names: ''
     for applet in ${toString names}; do
-      "$bb" --list | grep -qxF -- "$applet" || { echo "busybox has no applet $applet" >&2; exit 1; }
+      # The same Debian busybox version on both architectures: the build one's list holds.
+      "$buildBb" --list | grep -qxF -- "$applet" || { echo "busybox has no applet $applet" >&2; exit 1; }
     done
     applets ${toString names}
   '';
@@ -275,7 +338,7 @@ let
     iputils = hostBinaries {
       pname = "iputils";
       version = "20221126-standin";
-      description = "iputils stand-in: the host's ping (Debian iputils-ping) with its glibc in the store";
+      description = "iputils stand-in: ${target.origin} ping (iputils-ping) with its glibc in the store";
       programs = [ "ping" ];
     };
 
@@ -331,14 +394,14 @@ let
     wireguard-tools = hostBinaries {
       pname = "wireguard-tools";
       version = "1.0.20210914-standin";
-      description = "wireguard-tools stand-in: the host's wg (Debian) with its glibc in the store";
+      description = "wireguard-tools stand-in: ${target.origin} wg with its glibc in the store";
       programs = [ "wg" ];
     };
 
     wireguard-go = hostBinaries {
       pname = "wireguard-go";
       version = "0.0.20220316-standin";
-      description = "wireguard-go stand-in: the host's userspace WireGuard (Debian) with its glibc in the store";
+      description = "wireguard-go stand-in: ${target.origin} userspace WireGuard with its glibc in the store";
       programs = [ "wireguard-go" ];
     };
 
@@ -407,7 +470,7 @@ let
       script = ''
         echo "slow build started"
         i=0
-        while [ "$i" -lt 600 ]; do "$bb" sleep 1; i=$((i + 1)); done
+        while [ "$i" -lt 600 ]; do "$buildBb" sleep 1; i=$((i + 1)); done
         mkdir -p "$out"
       '';
     };
@@ -426,9 +489,10 @@ let
     };
   };
 
-  trivial = import ./trivial-builders.nix { inherit system buildSystem bb runtimeShell; };
+  # Both run busybox at build time: the host's.
+  trivial = import ./trivial-builders.nix { inherit system buildSystem runtimeShell; bb = buildBb; };
 
-  dockerTools = import ./docker-tools.nix { inherit system buildSystem bb goArch python; };
+  dockerTools = import ./docker-tools.nix { inherit system buildSystem goArch python; bb = buildBb; };
 in
 packages // trivial // {
   inherit runtimeShell dockerTools;

@@ -1,38 +1,41 @@
-# rpbuild test stand-in for the rosenpass flake.
+# rpbuild test stand-in for the rosenpass flake. Its contract with upstream (rosenpass/rosenpass
+# at 62aa9b4, what it reproduces and what not, and which test proves each row): CONTRACT.md.
 #
 # WHAT IT STANDS FOR
 #   rosenpass's flake package: packages.<system>.{rosenpass,rosenpass-static,default} for
-#   x86_64-linux and aarch64-linux, holding bin/rosenpass and bin/rp with pname
-#   "rosenpass" and version "0.2.1-standin". Tests use it with
+#   x86_64-linux and aarch64-linux, holding bin/rosenpass and bin/rp with pname "rosenpass" and
+#   version "0.2.1-standin". Tests use it with
 #     --override-input rosenpass path:tests/standin/rosenpass
-#   rp keeps the real command line and key layout (genkey, pubkey, exchange; pqsk, pqpk,
-#   wgsk / pqpk, wgpk), so images built with it can bring up a WireGuard tunnel between
-#   two containers (run with --cap-add NET_ADMIN --device /dev/net/tun).
+#   - bin/rp: a bash script (rp.sh) keeping upstream rp's command line, refusals, device set-up
+#     order, EXIT trap and child process, run by a real Debian bash from the runtime below.
+#   - bin/rosenpass: a static C program (rosenpass-standin.c, compiled here with the host's gcc,
+#     or aarch64-linux-gnu-gcc for aarch64-linux) that runs a small UDP handshake, hands the
+#     derived key to WireGuard with `wg set DEV peer WGPK preshared-key /dev/stdin ...` after the
+#     first exchange and renews it, like upstream (ROSENPASS_STANDIN_REKEY_SECONDS shortens it).
 #
 # WHAT IT DOES NOT PROVE
-#   - Nothing about the post-quantum key exchange or the PSK hand-over: `rosenpass` only
-#     answers --version / help, and `rp exchange` configures plain WireGuard through
-#     userspace wireguard-go (not `ip link add ... type wireguard`) and sets NO pre-shared
-#     key. pqsk / pqpk are made-up (64 random bytes / a SHA-256 of them).
-#   - Timing: if one side's first WireGuard handshake goes out before the peer is up,
-#     WireGuard retries after 5 s, so tests should wait for the tunnel (ping -w), not sleep.
-#   - Nothing about the real package's size or closure. rosenpass-static is the same
-#     derivation as rosenpass (not a static build).
-#   - Nothing about aarch64: as in the stand-in nixpkgs every derivation is built for
-#     x86_64-linux (system = "x86_64-linux", the build platform); the aarch64-linux
-#     packages hold x86_64 binaries and differ only by the attribute targetSystem.
+#   - Nothing about post-quantum security: no McEliece, no Kyber; the key is a SHA-256 over
+#     public values and nonces (CONTRACT.md, rows N1-N6). pqsk/pqpk only have upstream's sizes.
+#   - Nothing about the real package's size or closure: a 256 KiB payload stands in
+#     (share/rosenpass/payload). rosenpass-static is the same derivation as rosenpass.
 #
-# INPUTS: none. Nix 2.8 refuses a relative `path:../nixpkgs` input ("points outside of its
-#   parent's store path") unless it is overridden or followed, so this flake builds from
-#   the host instead (sandbox = false): its own copy of /bin/busybox, of /usr/bin/wg and
-#   /usr/bin/wireguard-go, and of the host glibc (loader + libc) they need, all in one
-#   store path, rosenpass-standin-runtime. A consumer's `inputs.rosenpass.inputs.nixpkgs.follows`
-#   is accepted silently (nix ignores follows for an input that does not exist).
+# RUNTIME: one store path, rosenpass-standin-runtime, per system: Debian's bash, busybox (static),
+#   wg and wireguard-go, patched with the host's patchelf to use a copy of Debian's glibc (loader,
+#   libc, libtinfo) in the same store path; rp-path/ holds what upstream's wrapper puts before PATH
+#   (coreutils, findutils, awk as busybox applets, and wg), and no ip, no rosenpass: those come
+#   from the image, as upstream. x86_64-linux takes them from the host (/), aarch64-linux from the
+#   Debian arm64 sysroot /opt/rpbuild-standin/aarch64-linux (.ci/standin-sysroot; every ELF file
+#   in the aarch64 runtime and package is arm64; they run here under qemu-user binfmt).
+#
+# INPUTS: none. It builds from host files (sandbox = false), as the stand-in nixpkgs does: Nix
+#   2.8 refuses a relative `path:../nixpkgs` input. Every derivation has system = x86_64-linux
+#   (the build platform); targetSystem says what it is for. A consumer's
+#   `inputs.rosenpass.inputs.nixpkgs.follows` is accepted silently.
 #
 # PAYLOAD: share/rosenpass/payload, 262144 bytes (256 KiB) of deterministic incompressible
 #   bytes (SHA-256 counter stream seeded with "rosenpass"), for size tests.
 {
-  description = "rpbuild test stand-in for rosenpass (bin/rosenpass, bin/rp over wireguard-go; no PQ exchange)";
+  description = "rpbuild test stand-in for rosenpass (rp under real bash; a UDP key exchange feeding WireGuard's PSK; no post-quantum cryptography)";
 
   outputs = { self }:
     let
@@ -40,8 +43,25 @@
       payloadSize = 262144;
       buildSystem = "x86_64-linux";
 
+      hosts = {
+        x86_64-linux = {
+          root = "";
+          loader = "lib64/ld-linux-x86-64.so.2";
+          libdir = "lib/x86_64-linux-gnu";
+          cc = "/usr/bin/gcc";
+        };
+        aarch64-linux = {
+          root = "/opt/rpbuild-standin/aarch64-linux";
+          loader = "lib/ld-linux-aarch64.so.1";
+          libdir = "lib/aarch64-linux-gnu";
+          cc = "/usr/bin/aarch64-linux-gnu-gcc";
+        };
+      };
+
       forSystem = system:
         let
+          host = hosts.${system};
+
           runtime = builtins.derivation {
             name = "rosenpass-standin-runtime-${version}";
             pname = "rosenpass-standin-runtime";
@@ -49,37 +69,47 @@
             system = buildSystem;
             targetSystem = system;
             builder = "/bin/busybox";
+            inherit (host) root loader libdir;
             args = [
               "sh"
               "-e"
               "-c"
               ''
-                mkdir -p "$out/bin" "$out/lib" "$out/libexec"
-                cp /bin/busybox "$out/bin/busybox"
-                chmod 0555 "$out/bin/busybox"
-                for applet in sh cat chmod cp cut head ip kill ls mkdir printf rm sha256sum sleep test; do
-                  ln -s "$out/bin/busybox" "$out/bin/$applet"
+                export PATH=/usr/bin:/bin
+                mkdir -p "$out/bin" "$out/lib" "$out/rp-path"
+                cp "$root/bin/busybox" "$out/bin/busybox"
+                ln -s busybox "$out/bin/sh"
+                for prog in bin/bash usr/bin/wg usr/bin/wireguard-go; do
+                  cp "$root/$prog" "$out/bin/"
                 done
-                for prog in wg wireguard-go; do
-                  /lib64/ld-linux-x86-64.so.2 --list "/usr/bin/$prog" > deps
-                  while read -r soname arrow path rest; do
-                    if [ "$arrow" = "=>" ] && [ -f "$path" ]; then cp -L "$path" "$out/lib/$soname"; fi
-                  done < deps
-                  cp -L "/usr/bin/$prog" "$out/libexec/$prog"
-                  printf '%s\n' \
-                    "#!$out/bin/sh" \
-                    "# $prog of the rosenpass stand-in: the host's Debian binary with its glibc in the store" \
-                    "exec $out/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path $out/lib --argv0 $prog $out/libexec/$prog \"\$@\"" \
-                    > "$out/bin/$prog"
+                # the libraries they need, from the same Debian glibc, found by name
+                cp -L "$root/$loader" "$out/lib/"
+                todo="$out/bin/bash $out/bin/wg $out/bin/wireguard-go"
+                while [ -n "$todo" ]; do
+                  next=
+                  for file in $todo; do
+                    for lib in $(readelf -d "$file" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+                      [ -e "$out/lib/$lib" ] && continue
+                      cp -L "$root/$libdir/$lib" "$out/lib/$lib"
+                      next="$next $out/lib/$lib"
+                    done
+                  done
+                  todo=$next
                 done
-                cp -L /lib64/ld-linux-x86-64.so.2 "$out/lib/ld-linux-x86-64.so.2"
-                chmod 0555 "$out"/lib/* "$out"/libexec/* "$out/bin/wg" "$out/bin/wireguard-go"
+                interp="$out/lib/''${loader##*/}"
+                for prog in bash wg wireguard-go; do
+                  chmod u+w "$out/bin/$prog"
+                  patchelf --set-interpreter "$interp" --set-rpath "$out/lib" "$out/bin/$prog"
+                done
+                for applet in awk basename cat chmod cp cut dirname echo env find head ls mkdir mktemp \
+                              mv printf readlink rm sort tail test tr uname wc xargs; do
+                  ln -s ../bin/busybox "$out/rp-path/$applet"
+                done
+                ln -s ../bin/wg "$out/rp-path/wg"
+                chmod 0555 "$out"/bin/* "$out"/lib/*
               ''
             ];
           };
-
-          substitute = file: builtins.replaceStrings [ "@runtime@" "@version@" ] [ "${runtime}" version ]
-            (builtins.readFile file);
 
           rosenpass = builtins.derivation {
             name = "rosenpass-${version}";
@@ -87,10 +117,11 @@
             inherit version payloadSize;
             system = buildSystem;
             targetSystem = system;
-            builder = "${runtime}/bin/busybox";
-            rpText = substitute ./rp.sh;
-            rosenpassText = substitute ./rosenpass.sh;
-            passAsFile = [ "rpText" "rosenpassText" ];
+            builder = "/bin/busybox";
+            inherit (host) cc;
+            source = ./rosenpass-standin.c;
+            rpText = builtins.replaceStrings [ "@runtime@" ] [ "${runtime}" ] (builtins.readFile ./rp.sh);
+            passAsFile = [ "rpText" ];
             # deterministic incompressible payload: SHA-256("rosenpass:" i), i = 0, 1, ...
             payloadPy = builtins.concatStringsSep "\n" [
               "import hashlib, sys"
@@ -105,16 +136,19 @@
               "-e"
               "-c"
               ''
+                export PATH=/usr/bin:/bin
                 mkdir -p "$out/bin" "$out/share/rosenpass"
                 cp "$rpTextPath" "$out/bin/rp"
-                cp "$rosenpassTextPath" "$out/bin/rosenpass"
+                cp "$source" rosenpass-standin.c
+                "$cc" -O2 -static -s -Wall -o "$out/bin/rosenpass" rosenpass-standin.c -lm 2> cc.log ||
+                  { cat cc.log >&2; exit 1; }
                 chmod 0555 "$out/bin/rp" "$out/bin/rosenpass"
                 /usr/bin/python3 -c "$payloadPy" "$payloadSize" > "$out/share/rosenpass/payload"
               ''
             ];
           } // {
             meta = {
-              description = "rosenpass stand-in: bin/rosenpass (version/help only) and bin/rp (WireGuard via wireguard-go, no PQ key exchange, no PSK)";
+              description = "rosenpass stand-in: bin/rp (upstream's contract, real bash) and bin/rosenpass (UDP key exchange into WireGuard's PSK, no post-quantum cryptography)";
               mainProgram = "rosenpass";
               platforms = [ "x86_64-linux" "aarch64-linux" ];
               standin = true;
