@@ -19,7 +19,7 @@ from typing import Any
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
-from rpbuild.fsutil import is_stream_script, write_if_changed
+from rpbuild.fsutil import is_stream_script, make_dirs, write_if_changed
 from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
@@ -95,7 +95,7 @@ class Prepared:
     rendered: bool  # flake.nix was stale and has been rewritten
     templates: dict[str, str]
     lock_bytes: bytes
-    lock_inputs: tuple[str, ...]  # the flake's own inputs, as locked
+    lock_inputs: tuple[str, ...]  # every input path in the lock (`rosenpass/nixpkgs`)
     _override_ids: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -143,10 +143,18 @@ def check_overrides(inputs: Sequence[str], options: nix.NixOptions) -> None:
             raise ProjectError(f"--override-input: empty input name (before {url!r})")
         if not url.strip():
             raise ProjectError(f"--override-input {name}: empty URL")
-        if name.split("/", 1)[0] not in inputs:
+        top, _, nested = name.strip("/").partition("/")
+        direct = [i for i in inputs if "/" not in i]
+        if top not in direct:
             raise ProjectError(
-                f"--override-input {name}: the flake has no input '{name.split('/', 1)[0]}' "
-                f"(its inputs: {', '.join(inputs)})"
+                f"--override-input {name}: the flake has no input '{top}' "
+                f"(its inputs: {', '.join(direct)})"
+            )
+        if nested and name.strip("/") not in inputs:
+            theirs = [i.removeprefix(f"{top}/") for i in inputs if i.startswith(f"{top}/")]
+            raise ProjectError(
+                f"--override-input {name}: flake.lock has no input '{nested}' under '{top}' "
+                f"({top}'s inputs: {', '.join(theirs) or 'none'})"
             )
         local = local_path(url)
         if local is not None:
@@ -205,7 +213,7 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
         rendered=changed,
         templates=templates,
         lock_bytes=lock_bytes,
-        lock_inputs=tuple(lockfile.direct_inputs(lock)),
+        lock_inputs=tuple(lockfile.input_paths(lock)),
     )
 
 
@@ -223,7 +231,7 @@ def stage(
     """
     project = prepared.project
     stage_dir = project.state_dir / "flake"
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(stage_dir)
     write_if_changed(stage_dir / "flake.nix", project.flake_path.read_bytes())
     write_if_changed(stage_dir / "flake.lock", prepared.lock_bytes)
     info: dict[str, Any] = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rpbuild.errors import RpbuildError
+from rpbuild.errors import RpbuildError, one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -854,7 +854,7 @@ def main() -> None:
     except OSError as exc:
         # A file the user named or that rpbuild needs cannot be read or written.
         where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"rpbuild: error: {where}{exc.strerror or exc}\n")
+        sys.stderr.write(f"rpbuild: error: {one_line(f'{where}{exc.strerror or exc}')}\n")
         sys.exit(2)
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rpbuild`: the help
@@ -866,7 +866,7 @@ def main() -> None:
                 sys.stderr.write("rpbuild: interrupted\n")
                 sys.exit(130)
             raise
-        sys.stderr.write(f"rpbuild: error: {message}\n")
+        sys.stderr.write(f"rpbuild: error: {one_line(message)}\n")
         sys.exit(2)
     if code == 130:  # Ctrl-C outside a child process: click turned it into exit 130
         sys.stderr.write("rpbuild: interrupted\n")

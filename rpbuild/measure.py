@@ -190,7 +190,9 @@ def size_report(
                 rebuilt.update(stale)
                 build_missing(stale)
 
-        state, _ = load_state(project.state_dir / "state.json")
+        state, warning = load_state(project.state_dir / "state.json")
+        if warning:  # the loaded sizes are left out; `image` rebuilds on it
+            notify(f"warning: {warning.removesuffix('; rebuilding')}; loaded sizes not shown")
         image_sizes = loaded_image_sizes(
             state.images.values(), profiles, options.system, fingerprints
         )

@@ -6,6 +6,7 @@ grammars here and later passed to Nix only as JSON data.
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import errno
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import ProfileError
+from rpbuild.fsutil import load_toml
 
 SOURCES = ("nixpkgs", "rosenpass")
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
@@ -35,7 +37,7 @@ IMAGE_NAME_RE = re.compile(
 )
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
+CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$", re.ASCII)
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
 _UNITS = {
     None: 1,
@@ -181,6 +183,27 @@ class _Raw:
     source: bytes = b""
 
 
+def instant_problem(text: str) -> str | None:
+    """Why a YYYY-MM-DDTHH:MM:SS[.frac]Z stamp names no real instant, or None.
+
+    The pattern alone passes month 13, February 30 and year 0; nix would build such an
+    image and only the engine refuse it, naming no profile. Leap seconds (:60) are
+    refused too: the engine's parser (Go's time) rejects them.
+    """
+    year, month, day = (int(x) for x in text[:10].split("-"))
+    hour, minute, second = (int(x) for x in text[11:19].split(":"))
+    if year == 0:
+        return "there is no year 0"
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        return f"{calendar.month_name[month]} {year} has days 1 to {days}"
+    if hour > 23 or minute > 59 or second > 59:
+        return f"{text[11:19]} is not a time of day (00:00:00 to 23:59:59)"
+    return None
+
+
 def parse_size(value: object, *, where: str) -> int:
     """Sizes as bytes (int) or strings like '110 MiB' or '94 MB'."""
     if isinstance(value, bool):
@@ -289,7 +312,7 @@ def _read(path: Path) -> _Raw:
         )
     try:
         source = path.read_bytes()
-        data = tomllib.loads(source.decode("utf-8"))
+        data = load_toml(source.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -417,6 +440,9 @@ def _resolve(
         raise ProfileError(
             f"{where}: image.created {created!r} is not a UTC timestamp like 1970-01-01T00:00:01Z"
         )
+    problem = instant_problem(created)
+    if problem is not None:
+        raise ProfileError(f"{where}: image.created {created!r} is not a real instant: {problem}")
     max_layers = img.get("max_layers", base.max_layers if base else DEFAULT_MAX_LAYERS)
     if (
         isinstance(max_layers, bool)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rpbuild.errors import ProjectError
+from rpbuild.fsutil import load_toml
 from rpbuild.profiles import profile_files
 
 SETTINGS_FILE = "rpbuild.toml"
@@ -93,7 +94,7 @@ def _load_settings(root: Path) -> Settings:
     if path.is_dir():
         raise ProjectError(f"{path}: a directory; rpbuild.toml must be a TOML file of settings")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = load_toml(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -37,7 +37,8 @@ from rpbuild.build import (
 )
 from rpbuild.engine import normalise_id
 from rpbuild.errors import Interrupted, NixError, ProjectError, RpbuildError
-from rpbuild.profiles import load_profiles, select
+from rpbuild.fsutil import load_json
+from rpbuild.profiles import CREATED_RE, instant_problem, load_profiles, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
 from rpbuild.state import load_state, project_lock
@@ -633,7 +634,7 @@ def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool)
         if candidate == report or ".tmp-" in candidate.name or not path.is_file():
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
@@ -641,6 +642,8 @@ def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool)
         if data.get("snapshot") and not snapshot:
             continue
         stamp = str(data.get("released_at", ""))
+        if not CREATED_RE.match(stamp) or instant_problem(stamp) is not None:
+            continue  # not a date rpbuild wrote: it cannot be ordered
         if best is None or stamp > best[0]:
             best = (stamp, candidate)
     return best[1] if best else None
@@ -664,7 +667,7 @@ def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRe
     built; a report of another shape is refused naming the file and the key at fault."""
     path = previous / RELEASE_JSON
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RpbuildError(f"{path}: unreadable release report: {exc}") from None
 
@@ -694,7 +697,7 @@ def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRe
 
 
 def _inputs(lock_bytes: bytes, overrides: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    lock = json.loads(lock_bytes)
+    lock = load_json(lock_bytes)
     pins = lockfile.pins(lock)
     override = dict(overrides)
     return {

@@ -16,13 +16,21 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rpbuild import TEMPLATE_VERSION
 from rpbuild.errors import ProjectError
-from rpbuild.fsutil import atomic_write, read_cache, write_cache
+from rpbuild.fsutil import (
+    LinkRefused,
+    atomic_write,
+    load_json,
+    open_nofollow,
+    read_bytes_nofollow,
+    read_cache,
+    write_cache,
+)
 
 log = logging.getLogger("rpbuild.state")
 
@@ -164,21 +172,41 @@ class State:
         )
 
 
+def _record(key: object, value: object) -> ImageRecord:
+    """One state record, every field of its type: a record of another shape is corrupt."""
+    if not isinstance(key, str) or not isinstance(value, dict):
+        raise TypeError("a record is not an object")
+    names = {f.name for f in fields(ImageRecord)}
+    if set(value) != names:
+        raise KeyError(", ".join(sorted(set(map(str, value)) ^ names)))
+    for name in names:
+        wanted = int if name == "size" else str
+        if not isinstance(value[name], wanted) or isinstance(value[name], bool):
+            raise TypeError(f"{name} is not a {wanted.__name__}")
+    return ImageRecord(**value)
+
+
 def load_state(path: Path) -> tuple[State, str | None]:
     """The state file, or an empty state and a warning saying why it was not usable.
 
     Something other than a file there is an error now: it would only fail when the
-    new state is saved, after the image was built and loaded.
+    new state is saved, after the image was built and loaded. A symlink is not read
+    (it is replaced when the state is saved).
     """
+    if path.is_symlink():
+        return State(), f"{path}: a symbolic link, not rpbuild's state file; rebuilding"
     if not path.exists():
         return State(), None
     if not path.is_file():
         raise ProjectError(f"{path}: not a regular file; remove it (rpbuild keeps its state there)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(read_bytes_nofollow(path).decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
             return State(), f"{path}: not an rpbuild state file of this version; rebuilding"
-        images = {k: ImageRecord(**v) for k, v in data["images"].items()}
+        records = data["images"]
+        if not isinstance(records, dict):
+            raise TypeError("images is not an object")
+        images = {str(k): _record(k, v) for k, v in records.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return State(), f"{path}: unreadable state file ({type(exc).__name__}); rebuilding"
     return State(images=images), None
@@ -190,13 +218,19 @@ def save_state(path: Path, state: State) -> None:
 
 @contextlib.contextmanager
 def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Serialise rpbuild runs in one project; says so when it has to wait."""
+    """Serialise rpbuild runs in one project; says so when it has to wait.
+
+    The lock file is never followed through a symlink (see fsutil): a planted link
+    is refused, by name, and the file it points at stays untouched.
+    """
     if path.parent.exists() and not path.parent.is_dir():
         raise ProjectError(
             f"{path.parent}: not a directory; remove or rename it (rpbuild keeps its state there)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    except LinkRefused as exc:
+        raise ProjectError(f"{exc.filename}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
