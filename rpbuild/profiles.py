@@ -426,6 +426,8 @@ def _resolve(
     iname = _string(img.get("name", base.name if base else "rosenpass"), f"{where}: image.name")
     if not IMAGE_NAME_RE.match(iname):
         raise ProfileError(f"{where}: image.name {iname!r} is not a valid image name")
+    if (problem := name_length_problem(iname)) is not None:
+        raise ProfileError(f"{where}: image.name too long: {problem}")
     tag = _string(img.get("tag", name), f"{where}: image.tag")
     if not TAG_RE.match(tag):
         raise ProfileError(f"{where}: image.tag {tag!r} is not a valid tag")
@@ -539,6 +541,30 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
     return {name: cache[name] for name in sorted(cache)}
 
 
+# Limits nix and the engine enforce, checked first so that they are named:
+# a store path's name part is at most 211 characters, and dockerTools names derivations
+# after the image name's last component (the longest: NAME-customisation-layer);
+# a reference's name part (registry and path) is at most 255 characters (Docker's).
+STORE_NAME_MAX = 211
+_LONGEST_STORE_SUFFIX = "-customisation-layer"
+IMAGE_BASENAME_MAX = STORE_NAME_MAX - len(_LONGEST_STORE_SUFFIX)
+REFERENCE_NAME_MAX = 255
+
+
+def name_length_problem(name: str) -> str | None:
+    """Why an image name is too long for nix or the engine, or None."""
+    if len(name) > REFERENCE_NAME_MAX:
+        return f"the name is {len(name)} characters; image references allow {REFERENCE_NAME_MAX}"
+    base = name.rsplit("/", 1)[-1]
+    if len(base) > IMAGE_BASENAME_MAX:
+        return (
+            f"its last component is {len(base)} characters; nix store names allow "
+            f"{STORE_NAME_MAX}, which leaves {IMAGE_BASENAME_MAX} for it "
+            f"(dockerTools derives '{base[:8]}...{_LONGEST_STORE_SUFFIX}')"
+        )
+    return None
+
+
 _REGISTRY_RE = re.compile(
     r"^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?$|^[A-Za-z0-9.-]+:[0-9]{1,5}$"
 )
@@ -561,6 +587,9 @@ def image_reference(value: str, default_tag: str) -> str:
             f"invalid image reference {value!r} (lower-case NAME[:TAG], "
             "optionally after a registry host, e.g. ghcr.io/me/rosenpass:minimal)"
         )
+    problem = name_length_problem(name)
+    if problem is not None:
+        raise ProfileError(f"image reference too long: {problem}")
     return f"{name}:{tag}"
 
 

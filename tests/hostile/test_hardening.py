@@ -284,3 +284,34 @@ def test_nested_overrides_are_checked_against_the_lock() -> None:
         build.check_overrides(paths, nix.NixOptions(overrides=(("rosenpass/nope", "github:o/r"),)))
     with pytest.raises(ProjectError, match="the flake has no input 'nope'"):
         build.check_overrides(paths, nix.NixOptions(overrides=(("nope/x", "github:o/r"),)))
+
+
+# -- limits nix and the engine enforce ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tag", "says"),
+    [
+        ("me/" + "a" * 192 + ":x", "its last component is 192 characters; nix store names"),
+        ("me/" + "/".join(["b" * 60] * 5) + ":x", "the name is 307 characters"),
+    ],
+)
+def test_a_tag_too_long_for_nix_or_the_engine_is_named_before_nix_runs(
+    rpbuild: RunCli, project: Path, tag: str, says: str
+) -> None:
+    line = one_error_line(rpbuild("image", "--profile", "minimal", "--tag", tag, cwd=project))
+    assert "--tag: image reference too long" in line and says in line, line
+
+
+def test_the_longest_name_nix_takes_passes() -> None:
+    from rpbuild.profiles import IMAGE_BASENAME_MAX, image_reference
+
+    assert image_reference("me/" + "a" * IMAGE_BASENAME_MAX, "t").endswith(":t")
+    assert len("a" * IMAGE_BASENAME_MAX + "-customisation-layer") == 211
+
+
+def test_a_profile_image_name_too_long_is_named(project: Path) -> None:
+    path = project / "profiles" / "minimal.toml"
+    path.write_text(path.read_text().replace('name = "rosenpass"', f'name = "{"n" * 200}"', 1))
+    with pytest.raises(ProfileError, match=r"minimal\.toml: image\.name too long"):
+        load_profiles(project / "profiles")
