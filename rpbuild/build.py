@@ -18,13 +18,14 @@ from typing import Any
 
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, nix
 from rpbuild import engine as engines
-from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
+from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError, RpbuildError
 from rpbuild.fsutil import is_stream_script, make_dirs, write_if_changed
 from rpbuild.profiles import Profile, display_path, image_reference, load_profiles, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
     ImageRecord,
+    State,
     fingerprint,
     hash_parts,
     load_state,
@@ -361,14 +362,21 @@ def build_image(
         out = Path(out_path)
         loads_as = default if legacy else reference
         previous = before if legacy else engines.inspect(engine, reference)
+        # The intent first: the record of what the reference names goes before the
+        # load may move it, so that a run killed meanwhile (SIGKILL: no cleanup) leaves
+        # a state that claims nothing false, and the next run rebuilds.
+        replaced = state.images.pop(key, None)
+        if replaced is not None:
+            save_state(state_path, state)
         try:
             if is_stream_script(out):
                 loaded = engines.load_stream(engine, [out_path])
             else:
                 loaded = engines.load_archive(engine, out)
-        except Interrupted as exc:
-            if _undo_load(engine, loads_as, previous, fp):
+        except BaseException as exc:
+            if isinstance(exc, Interrupted) and _undo_load(engine, loads_as, previous, fp):
                 exc.message += f"; {loads_as} is the previous image again"
+            _keep_record(engine, state_path, state, replaced)
             raise
         if legacy:
             _retag(engine, default, reference, before)
@@ -397,6 +405,20 @@ def build_image(
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
+
+
+def _keep_record(
+    engine: engines.Engine, state_path: Path, state: State, record: ImageRecord | None
+) -> None:
+    """After a failed load, the record taken out for it goes back if the reference
+    still names the image it records (else the next run rebuilds)."""
+    if record is None:
+        return
+    with contextlib.suppress(RpbuildError):
+        now = engines.inspect(engine, record.reference)
+        if now is not None and now.id == engines.normalise_id(record.image_id):
+            state.images[record.key] = record
+            save_state(state_path, state)
 
 
 #: How long an interrupted load is watched for the daemon finishing it anyway.

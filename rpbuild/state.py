@@ -216,8 +216,38 @@ def save_state(path: Path, state: State) -> None:
     atomic_write(path, state.to_json())
 
 
+class HeldLock:
+    """A lock file this process holds; remove() deletes it while still holding it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remove(self) -> None:
+        # Safe while held: a run waiting on the old file finds it gone once it gets
+        # it (project_lock compares inodes) and takes a new one.
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    except LinkRefused as exc:
+        raise ProjectError(f"{exc.filename}: {exc.strerror}") from None
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the locked file is still the one at path (its holder may have removed it)."""
+    held = os.fstat(fd)
+    try:
+        now = path.lstat()
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
 @contextlib.contextmanager
-def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[HeldLock]:
     """Serialise rpbuild runs in one project; says so when it has to wait.
 
     The lock file is never followed through a symlink (see fsutil): a planted link
@@ -227,22 +257,29 @@ def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Itera
         raise ProjectError(
             f"{path.parent}: not a directory; remove or rename it (rpbuild keeps its state there)"
         )
-    try:
-        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
-    except LinkRefused as exc:
-        raise ProjectError(f"{exc.filename}: {exc.strerror}") from None
-    try:
+    waited = False
+    while True:
+        fd = _open_lock(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            break
+        os.close(fd)  # removed by the run we waited for: lock the file there now
+    try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield HeldLock(path)
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
