@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import RpbuildError
-from rpbuild.fsutil import atomic_write
+from rpbuild.fsutil import atomic_write, load_json
 
 IP_MODES = ("4", "6", "dual")
 ROLES = ("server", "client")
@@ -321,8 +321,8 @@ def dump(doc: Mapping[str, Any]) -> str:
 def load(text: str, source: str) -> dict[str, Any]:
     """A compose file written by `rpbuild compose` (JSON), possibly edited."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = load_json(text)
+    except ValueError as exc:  # nested too deeply included
         raise RpbuildError(
             f"{source}: not a compose file written by `rpbuild compose` (JSON): {exc}"
         ) from None

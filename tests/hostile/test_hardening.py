@@ -315,3 +315,10 @@ def test_a_profile_image_name_too_long_is_named(project: Path) -> None:
     path.write_text(path.read_text().replace('name = "rosenpass"', f'name = "{"n" * 200}"', 1))
     with pytest.raises(ProfileError, match=r"minimal\.toml: image\.name too long"):
         load_profiles(project / "profiles")
+
+
+def test_a_deeply_nested_compose_file_is_one_line(rpbuild: RunCli, project: Path) -> None:
+    deep = project / "compose.json"
+    deep.write_text('{"services": ' + "[" * DEEP + "]" * DEEP + "}")
+    line = one_error_line(rpbuild("up", "--compose-file", str(deep), cwd=project))
+    assert "compose.json: not a compose file" in line and "nested too deeply" in line, line
