@@ -18,14 +18,15 @@ from typing import Any
 
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, memo, nix, reference
 from rpbuild import engine as engines
-from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError
-from rpbuild.fsutil import is_stream_script, write_if_changed
+from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError, RpbuildError
+from rpbuild.fsutil import is_stream_script, make_dirs, write_if_changed
 from rpbuild.memo import ImageResult
-from rpbuild.profiles import Profile, display_path, select
+from rpbuild.profiles import Profile, display_path, name_length_problem, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
 from rpbuild.state import (
     ImageRecord,
+    State,
     fingerprint,
     hash_parts,
     load_state,
@@ -66,7 +67,7 @@ class Prepared:
     rendered: bool  # flake.nix was stale and has been rewritten
     templates: dict[str, str]
     lock_bytes: bytes
-    lock_inputs: tuple[str, ...]  # the flake's own inputs, as locked
+    lock_inputs: tuple[str, ...]  # every input path in the lock (`rosenpass/nixpkgs`)
     _override_ids: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -97,6 +98,12 @@ def reference_for(profile: Profile, tag: str | None) -> str:
     """The image reference to build: --tag when given (checked, named in errors)."""
     if tag is None:
         return profile.image.reference  # checked when the profile was read
+    # The limits nix's store names and the engine set, named before the grammar's own.
+    name = tag.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    if (problem := name_length_problem(name)) is not None:
+        raise ProfileError(f"--tag: image reference too long: {problem}")
     return str(reference.image_tag(tag, profile.image.tag, "--tag"))
 
 
@@ -111,10 +118,18 @@ def check_overrides(inputs: Sequence[str], options: nix.NixOptions) -> None:
             raise ProjectError(f"--override-input: empty input name (before {url!r})")
         if not url.strip():
             raise ProjectError(f"--override-input {name}: empty URL")
-        if name.split("/", 1)[0] not in inputs:
+        top, _, nested = name.strip("/").partition("/")
+        direct = [i for i in inputs if "/" not in i]
+        if top not in direct:
             raise ProjectError(
-                f"--override-input {name}: the flake has no input '{name.split('/', 1)[0]}' "
-                f"(its inputs: {', '.join(inputs)})"
+                f"--override-input {name}: the flake has no input '{top}' "
+                f"(its inputs: {', '.join(direct)})"
+            )
+        if nested and name.strip("/") not in inputs:
+            theirs = [i.removeprefix(f"{top}/") for i in inputs if i.startswith(f"{top}/")]
+            raise ProjectError(
+                f"--override-input {name}: flake.lock has no input '{nested}' under '{top}' "
+                f"({top}'s inputs: {', '.join(theirs) or 'none'})"
             )
         local = local_path(url)
         if local is not None:
@@ -173,7 +188,7 @@ def prepare(project: Project, notify: Notify = quiet) -> Prepared:
         rendered=changed,
         templates=templates,
         lock_bytes=lock_bytes,
-        lock_inputs=tuple(lockfile.direct_inputs(lock)),
+        lock_inputs=tuple(lockfile.input_paths(lock)),
     )
 
 
@@ -191,7 +206,7 @@ def stage(
     """
     project = prepared.project
     stage_dir = project.state_dir / "flake"
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(stage_dir)
     write_if_changed(stage_dir / "flake.nix", project.flake_path.read_bytes())
     write_if_changed(stage_dir / "flake.lock", prepared.lock_bytes)
     info: dict[str, Any] = {
@@ -338,14 +353,21 @@ def _build_image(
         notify(f"loading {reference} into {engine.name}")
         out = Path(out_path)
         previous = engines.inspect(engine, reference)
+        # The intent first: the record of what the reference names goes before the
+        # load may move it, so that a run killed meanwhile (SIGKILL: no cleanup) leaves
+        # a state that claims nothing false, and the next run rebuilds.
+        replaced = state.images.pop(key, None)
+        if replaced is not None:
+            save_state(state_path, state)
         try:
             if is_stream_script(out):
                 loaded = engines.load_stream(engine, [out_path])
             else:
                 loaded = engines.load_archive(engine, out)
-        except Interrupted as exc:
-            if _undo_load(engine, reference, previous, fp):
+        except BaseException as exc:
+            if isinstance(exc, Interrupted) and _undo_load(engine, reference, previous, fp):
                 exc.message += f"; {reference} is the previous image again"
+            _keep_record(engine, state_path, state, replaced)
             raise
         info = engines.inspect(engine, reference)
         if info is None:
@@ -372,6 +394,20 @@ def _build_image(
         )
         save_state(state_path, state)
         return result(info, out_path, up_to_date=False)
+
+
+def _keep_record(
+    engine: engines.Engine, state_path: Path, state: State, record: ImageRecord | None
+) -> None:
+    """After a failed load, the record taken out for it goes back if the reference
+    still names the image it records (else the next run rebuilds)."""
+    if record is None:
+        return
+    with contextlib.suppress(RpbuildError):
+        now = engines.inspect(engine, record.reference)
+        if now is not None and now.id == engines.normalise_id(record.image_id):
+            state.images[record.key] = record
+            save_state(state_path, state)
 
 
 #: How long an interrupted load is watched for the daemon finishing it anyway.

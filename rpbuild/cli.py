@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from rpbuild import __version__
-from rpbuild.errors import ExitCode, RpbuildError
+from rpbuild.errors import ExitCode, RpbuildError, one_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -1216,7 +1216,7 @@ def main() -> None:
         # A file the user named or that rpbuild needs cannot be read or written: the
         # input is at fault; without a file name (a full disk, no memory) the run is.
         where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"rpbuild: error: {where}{exc.strerror or exc}\n")
+        sys.stderr.write(f"rpbuild: error: {one_line(f'{where}{exc.strerror or exc}')}\n")
         sys.exit(ExitCode.USAGE if exc.filename else ExitCode.RUNTIME)
     except typer.TyperException as exc:
         from typer._click.exceptions import NoArgsIsHelpError
@@ -1224,7 +1224,7 @@ def main() -> None:
         if isinstance(exc, NoArgsIsHelpError):  # bare `rpbuild`: the help
             sys.stdout.write(exc.format_message() + "\n")
             _exit_now()
-        sys.stderr.write(f"rpbuild: error: {_usage_error(exc)}\n")
+        sys.stderr.write(f"rpbuild: error: {one_line(_usage_error(exc))}\n")
         sys.exit(ExitCode.USAGE)
     if code == ExitCode.INTERRUPTED:  # Ctrl-C outside a child: click made it exit 130
         sys.stderr.write("rpbuild: interrupted\n")

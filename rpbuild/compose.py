@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import RpbuildError
-from rpbuild.fsutil import atomic_write
+from rpbuild.fsutil import NESTED_TOO_DEEPLY, atomic_write, load_json
 
 IP_MODES = ("4", "6", "dual")
 ROLES = ("server", "client")
@@ -368,9 +368,11 @@ def dump(doc: Mapping[str, Any], file_format: str = "json") -> str:
 def load(text: str, source: str) -> dict[str, Any]:
     """A compose file written by `rpbuild compose` (JSON or YAML), possibly edited."""
     try:
-        doc = json.loads(text)
+        doc = load_json(text)
     except json.JSONDecodeError as json_error:
         doc = _load_yaml(text, source, json_error)
+    except ValueError as exc:  # nested too deeply
+        raise RpbuildError(f"{source}: not a compose file (JSON or YAML): {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
         raise RpbuildError(f"{source}: no services in the compose file")
     missing = [role for role in ROLES if role not in doc["services"]]
@@ -384,6 +386,10 @@ def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise RpbuildError(
+            f"{source}: not a compose file (JSON or YAML): {NESTED_TOO_DEEPLY}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -143,9 +143,12 @@ def load_stream(engine: Engine, producer: list[str]) -> list[str]:
             producer,
             engine.argv("load"),
             what=f"{engine.name} load",
+            producer_what=f"the image stream script {Path(producer[0]).name}",
             error=EngineError,
         )
     except EngineError as exc:
+        if exc.argv[:1] == producer[:1]:  # the stream failed first: the engine is fine
+            raise
         raise _daemon_down(engine, exc.stderr_tail) or exc from None
     return parse_loaded(result.stdout + result.stderr)
 

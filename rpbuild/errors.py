@@ -13,6 +13,7 @@ kind of failure (the README's table lists them):
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -24,6 +25,27 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """text with control and format characters escaped, so that a file name, option or
+    output line quoted in a message cannot break it into two or rewrite the terminal.
+
+    Terminal colour codes (nix's) are dropped; a single trailing newline too.
+    """
+    text = _ANSI.sub("", text).removesuffix("\n")
+    if text.isprintable():
+        return text
+    return "".join(
+        c
+        if c.isprintable()
+        else _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+
+
 class RpbuildError(Exception):
     """An error a user can cause or fix; printed as one line, never a traceback."""
 
@@ -33,6 +55,23 @@ class RpbuildError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    # The CLI prints message and hint as one line each, whatever they quote.
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = one_line(value)
+
+    @property
+    def hint(self) -> str | None:
+        return self._hint
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:
+        self._hint = None if value is None else one_line(value)
 
     def __str__(self) -> str:
         return self.message

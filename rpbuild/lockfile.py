@@ -6,7 +6,6 @@ can say what an input is pinned to without asking nix (and without the network).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rpbuild.errors import ProjectError
+from rpbuild.fsutil import load_json
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def read(path: Path) -> dict[str, Any] | None:
     except OSError as exc:
         raise ProjectError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        data = load_json(text)
     except ValueError as exc:
         raise ProjectError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
@@ -93,14 +93,15 @@ def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> dict
     it resolves an input the lock lacks from its URL (unpinned) instead of failing.
     """
     try:
-        data = json.loads(text.decode("utf-8"))
+        data = load_json(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProjectError(f"{path}: not valid JSON ({exc}); {LOCK_FIX}") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         raise ProjectError(f"{path}: not a flake lock file (no 'nodes'); {LOCK_FIX}")
     version = data.get("version")
-    if not isinstance(version, int) or version not in LOCK_VERSIONS:
-        raise ProjectError(f"{path}: unsupported lock file version {version!r}; {LOCK_FIX}")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in LOCK_VERSIONS:
+        raise ProjectError(f"{path}: unsupported lock file version {_short(version)}; {LOCK_FIX}")
+    _check_shape(path, data)
     pinned = pins(data)
     for name in inputs:
         if name not in pinned:
@@ -108,6 +109,40 @@ def check(path: Path, text: bytes, inputs: Sequence[str] = FLAKE_INPUTS) -> dict
                 f"{path}: input '{name}' is not pinned; run `rpbuild lock update {name}`"
             )
     return data
+
+
+def _short(value: object) -> str:
+    """A value from the lock quoted in a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_shape(path: Path, data: Mapping[str, Any]) -> None:
+    """The structure nix relies on, checked so that a lock of another shape is one
+    line naming the file rather than nix's internal assertion (2.8 asserts on a lock
+    without `root`) or a type error here."""
+    root = data.get("root")
+    nodes: Mapping[str, Any] = data["nodes"]
+    if not isinstance(root, str):
+        raise ProjectError(f"{path}: no 'root' node named (a string); {LOCK_FIX}")
+    if not isinstance(nodes.get(root), dict):
+        raise ProjectError(f"{path}: the root node {_short(root)} is not in 'nodes'; {LOCK_FIX}")
+    for name, node in nodes.items():
+        where = f"{path}: node {_short(name)}"
+        if not isinstance(node, dict):
+            raise ProjectError(f"{where}: not an object; {LOCK_FIX}")
+        inputs = node.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise ProjectError(f"{where}: 'inputs' is not an object; {LOCK_FIX}")
+        for input_name, ref in inputs.items():
+            follows = isinstance(ref, list) and all(isinstance(r, str) for r in ref)
+            if not follows and not (isinstance(ref, str) and isinstance(nodes.get(ref), dict)):
+                raise ProjectError(
+                    f"{where}: input {_short(input_name)} names no node ({_short(ref)}); {LOCK_FIX}"
+                )
+        for key in ("locked", "original"):
+            if key in node and not isinstance(node[key], dict):
+                raise ProjectError(f"{where}: '{key}' is not an object; {LOCK_FIX}")
 
 
 def _source(locked: Mapping[str, Any]) -> str:
@@ -131,7 +166,9 @@ def pins(lock: Mapping[str, Any] | None) -> dict[str, Pin]:
     """
     if not lock:
         return {}
-    nodes: Mapping[str, Any] = lock.get("nodes") or {}
+    nodes = lock.get("nodes")
+    if not isinstance(nodes, dict):
+        return {}
     out: dict[str, Pin] = {}
     stack: list[tuple[str, str, frozenset[str]]] = [
         ("", str(lock.get("root", "root")), frozenset())
@@ -141,7 +178,8 @@ def pins(lock: Mapping[str, Any] | None) -> dict[str, Pin]:
         node = nodes.get(node_name)
         if not isinstance(node, dict) or node_name in seen:
             continue
-        for name, ref in sorted((node.get("inputs") or {}).items()):
+        inputs = node.get("inputs")
+        for name, ref in sorted(inputs.items() if isinstance(inputs, dict) else ()):
             if not isinstance(ref, str):
                 continue
             path = f"{prefix}/{name}" if prefix else name
@@ -163,13 +201,36 @@ def pins(lock: Mapping[str, Any] | None) -> dict[str, Pin]:
     return dict(sorted(out.items()))
 
 
+def input_paths(lock: Mapping[str, Any] | None) -> list[str]:
+    """Every input path nix can override (`rosenpass`, `rosenpass/nixpkgs`), in the
+    lock's order; an input that follows another is one too."""
+    if not lock or not isinstance(lock.get("nodes"), dict):
+        return []
+    nodes: Mapping[str, Any] = lock["nodes"]
+    out: list[str] = []
+    stack = [("", str(lock.get("root", "root")), frozenset[str]())]
+    while stack:
+        prefix, node_name, seen = stack.pop(0)
+        node = nodes.get(node_name)
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict) or node_name in seen:
+            continue
+        for name, ref in inputs.items():
+            path = f"{prefix}/{name}" if prefix else str(name)
+            out.append(path)
+            if isinstance(ref, str):
+                stack.append((path, ref, seen | {node_name}))
+    return out
+
+
 def direct_inputs(lock: Mapping[str, Any] | None) -> list[str]:
     """Names of the root flake's own inputs, in the lock's order."""
     if not lock:
         return []
-    nodes = lock.get("nodes") or {}
-    root = nodes.get(str(lock.get("root", "root"))) or {}
-    return list((root.get("inputs") or {}).keys())
+    nodes = lock.get("nodes")
+    root = nodes.get(str(lock.get("root", "root"))) if isinstance(nodes, dict) else None
+    inputs = root.get("inputs") if isinstance(root, dict) else None
+    return [str(name) for name in inputs] if isinstance(inputs, dict) else []
 
 
 def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[Change]:

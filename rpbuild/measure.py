@@ -218,7 +218,9 @@ def size_report(
     before = memo.input_key(project, request, options.nix.overrides)
     with measuring(project, names, options, no_build=no_build, notify=notify, on_log=on_log) as m:
         profiles = m.prepared.profiles
-        state, _ = load_state(project.state_dir / "state.json")
+        state, warning = load_state(project.state_dir / "state.json")
+        if warning:  # the loaded sizes are left out; `image` rebuilds on it
+            notify(f"warning: {warning.removesuffix('; rebuilding')}; loaded sizes not shown")
         references = {name: profiles[name].image.reference for name in m.measured}
         image_sizes = loaded_image_sizes(
             state.images.values(), references, options.system, m.fingerprints

@@ -200,14 +200,21 @@ def pipe(
     what: str,
     error: type[CommandError] = CommandError,
     hint: str | None = None,
+    producer_what: str | None = None,
 ) -> Result:
     """Run `producer | consumer` without a shell and without a copy on disk.
 
     Both sides are checked: a producer that dies half-way must not pass for a
-    consumer that loaded a truncated stream.
+    consumer that loaded a truncated stream. When both fail, the side that failed
+    first is the cause: a producer out of disk space leaves the consumer a truncated
+    stream (whose error says nothing of space), and a consumer that gives up leaves
+    the producer a broken pipe. Which process exits first says nothing (an exiting
+    Python closes its stdout before it ends): a producer that died of anything but a
+    broken pipe failed first. Each side is named by its own `what`.
     """
+    producer_what = producer_what or Path(producer[0]).name
     _log(f"running: {shlex.join(producer)} | {shlex.join(consumer)}")
-    prod = _spawn(producer, subprocess.DEVNULL, what=what, error=error)
+    prod = _spawn(producer, subprocess.DEVNULL, what=producer_what, error=error)
     assert prod.stdout is not None and prod.stderr is not None
     try:
         cons = _spawn(consumer, prod.stdout, what=what, error=error)
@@ -234,10 +241,15 @@ def pipe(
     except KeyboardInterrupt:
         _stop([prod, cons])
         raise Interrupted(f"interrupted: stopped {what}") from None
-    # The consumer first: when it fails, the producer usually dies of a broken pipe,
-    # and the consumer's reason is the one worth reporting.
+    if pcode != 0 and not _broken_pipe(pcode, "".join(prod_err)):
+        raise _fail(error, producer_what, producer, pcode, "".join(prod_err), hint)
     if ccode != 0:
         raise _fail(error, what, consumer, ccode, "".join(err), hint)
     if pcode != 0:
-        raise _fail(error, what, producer, pcode, "".join(prod_err), hint)
+        raise _fail(error, producer_what, producer, pcode, "".join(prod_err), hint)
     return Result(argv=consumer, returncode=ccode, stdout="".join(out), stderr="".join(err))
+
+
+def _broken_pipe(code: int, stderr: str) -> bool:
+    """Whether a producer died of its reader going away (then the reader is the cause)."""
+    return code == -signal.SIGPIPE or "BrokenPipeError" in stderr or "Broken pipe" in stderr

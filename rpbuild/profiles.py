@@ -6,6 +6,7 @@ grammars here and later passed to Nix only as JSON data.
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import errno
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 from rpbuild import reference
 from rpbuild.errors import ProfileError
-from rpbuild.fsutil import profile_files
+from rpbuild.fsutil import load_toml, profile_files
 
 SOURCES = ("nixpkgs", "rosenpass")
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
@@ -33,7 +34,7 @@ PROFILE_NAME_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{PROFILE_NAME_MAX - 1}}}$"
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 ATTR_PART_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
+CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$", re.ASCII)
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
 _UNITS = {
     None: 1,
@@ -195,6 +196,27 @@ class _Raw:
     source: bytes = b""
 
 
+def instant_problem(text: str) -> str | None:
+    """Why a YYYY-MM-DDTHH:MM:SS[.frac]Z stamp names no real instant, or None.
+
+    The pattern alone passes month 13, February 30 and year 0; nix would build such an
+    image and only the engine refuse it, naming no profile. Leap seconds (:60) are
+    refused too: the engine's parser (Go's time) rejects them.
+    """
+    year, month, day = (int(x) for x in text[:10].split("-"))
+    hour, minute, second = (int(x) for x in text[11:19].split(":"))
+    if year == 0:
+        return "there is no year 0"
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        return f"{calendar.month_name[month]} {year} has days 1 to {days}"
+    if hour > 23 or minute > 59 or second > 59:
+        return f"{text[11:19]} is not a time of day (00:00:00 to 23:59:59)"
+    return None
+
+
 def parse_size(value: object, *, where: str) -> int:
     """Sizes as bytes (int) or strings like '110 MiB' or '94 MB'."""
     if isinstance(value, bool):
@@ -303,7 +325,7 @@ def _read(path: Path) -> _Raw:
         )
     try:
         source = path.read_bytes()
-        data = tomllib.loads(source.decode("utf-8"))
+        data = load_toml(source.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -415,6 +437,8 @@ def _resolve(
     img = raw.image
     base = parent.image if parent else None
     iname = _string(img.get("name", base.name if base else "rosenpass"), f"{where}: image.name")
+    if (problem := name_length_problem(iname)) is not None:
+        raise ProfileError(f"{where}: image.name too long: {problem}")
     tag = _string(img.get("tag", name), f"{where}: image.tag")
     try:
         reference.repository(iname, f"{where}: image.name")
@@ -432,6 +456,9 @@ def _resolve(
         raise ProfileError(
             f"{where}: image.created {created!r} is not a UTC timestamp like 1970-01-01T00:00:01Z"
         )
+    problem = instant_problem(created)
+    if problem is not None:
+        raise ProfileError(f"{where}: image.created {created!r} is not a real instant: {problem}")
     max_layers = img.get("max_layers", base.max_layers if base else DEFAULT_MAX_LAYERS)
     if (
         isinstance(max_layers, bool)
@@ -571,6 +598,30 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
     for name in sorted(raws):
         _resolve(name, raws, cache, [])
     return {name: cache[name] for name in sorted(cache)}
+
+
+# Limits nix and the engine enforce, checked first so that they are named:
+# a store path's name part is at most 211 characters, and dockerTools names derivations
+# after the image name's last component (the longest: NAME-customisation-layer);
+# a reference's name part (registry and path) is at most 255 characters (Docker's).
+STORE_NAME_MAX = 211
+_LONGEST_STORE_SUFFIX = "-customisation-layer"
+IMAGE_BASENAME_MAX = STORE_NAME_MAX - len(_LONGEST_STORE_SUFFIX)
+REFERENCE_NAME_MAX = 255
+
+
+def name_length_problem(name: str) -> str | None:
+    """Why an image name is too long for nix or the engine, or None."""
+    if len(name) > REFERENCE_NAME_MAX:
+        return f"the name is {len(name)} characters; image references allow {REFERENCE_NAME_MAX}"
+    base = name.rsplit("/", 1)[-1]
+    if len(base) > IMAGE_BASENAME_MAX:
+        return (
+            f"its last component is {len(base)} characters; nix store names allow "
+            f"{STORE_NAME_MAX}, which leaves {IMAGE_BASENAME_MAX} for it "
+            f"(dockerTools derives '{base[:8]}...{_LONGEST_STORE_SUFFIX}')"
+        )
+    return None
 
 
 def select(profiles: Mapping[str, Profile], name: str) -> Profile:

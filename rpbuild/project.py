@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rpbuild.errors import ProjectError
-from rpbuild.fsutil import profile_files
+from rpbuild.fsutil import load_toml, profile_files
 
 if TYPE_CHECKING:
     from rpbuild.profiles import Profile
@@ -111,7 +111,7 @@ def _load_settings(root: Path) -> Settings:
     import tomllib  # only for projects that have settings: the repeat runs count it
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = load_toml(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -200,7 +200,8 @@ def write_archive(out_path: Path, dest: Path) -> Path:
     process.pipe(
         [str(out_path)],
         ["dd", f"of={dest}", "bs=1M", "status=none"],
-        what=f"stream {out_path.name}",
+        what=f"writing {dest}",
+        producer_what=f"the image stream script {out_path.name}",
         error=ArchiveStreamError,
     )
     return dest

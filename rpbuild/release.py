@@ -36,7 +36,8 @@ from rpbuild.build import (
 )
 from rpbuild.engine import normalise_id
 from rpbuild.errors import ExitCode, Interrupted, NixError, ProjectError, RpbuildError
-from rpbuild.profiles import select
+from rpbuild.fsutil import load_json
+from rpbuild.profiles import CREATED_RE, instant_problem, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
 from rpbuild.signing import Signing
@@ -640,7 +641,7 @@ def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool)
         if candidate == report or ".tmp-" in candidate.name or not path.is_file():
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
@@ -648,6 +649,8 @@ def find_previous(report: Path | None, explicit: Path | None, *, snapshot: bool)
         if data.get("snapshot") and not snapshot:
             continue
         stamp = str(data.get("released_at", ""))
+        if not CREATED_RE.match(stamp) or instant_problem(stamp) is not None:
+            continue  # not a date rpbuild wrote: it cannot be ordered
         if best is None or stamp > best[0]:
             best = (stamp, candidate)
     return best[1] if best else None
@@ -671,7 +674,7 @@ def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRe
     built; a report of another shape is refused naming the file and the key at fault."""
     path = previous / RELEASE_JSON
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RpbuildError(f"{path}: unreadable release report: {exc}") from None
 
@@ -701,7 +704,7 @@ def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRe
 
 
 def _inputs(lock_bytes: bytes, overrides: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    lock = json.loads(lock_bytes)
+    lock = load_json(lock_bytes)
     pins = lockfile.pins(lock)
     override = dict(overrides)
     return {

@@ -11,7 +11,6 @@ report for a path whose references are exactly those packages.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rpbuild.errors import RpbuildError
+from rpbuild.fsutil import load_json
 from rpbuild.units import human, store_name
 
 if TYPE_CHECKING:  # rich is imported by the terminal renderers only (startup time)
@@ -391,7 +391,7 @@ def from_json(data: object) -> SizeReport:
 def load_report_file(path: Path) -> SizeReport:
     """A report written earlier with `rpbuild sizes --json`; errors name the file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SizesFileError(f"{path}: cannot read: {exc.strerror}") from None
     except ValueError as exc:

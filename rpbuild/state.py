@@ -15,13 +15,21 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rpbuild import TEMPLATE_VERSION
 from rpbuild.errors import ProjectError
-from rpbuild.fsutil import atomic_write, read_cache, write_cache
+from rpbuild.fsutil import (
+    LinkRefused,
+    atomic_write,
+    load_json,
+    open_nofollow,
+    read_bytes_nofollow,
+    read_cache,
+    write_cache,
+)
 
 STATE_FORMAT = "rpbuild-state/1"
 FINGERPRINT_FORMAT = 1
@@ -161,21 +169,41 @@ class State:
         )
 
 
+def _record(key: object, value: object) -> ImageRecord:
+    """One state record, every field of its type: a record of another shape is corrupt."""
+    if not isinstance(key, str) or not isinstance(value, dict):
+        raise TypeError("a record is not an object")
+    names = {f.name for f in fields(ImageRecord)}
+    if set(value) != names:
+        raise KeyError(", ".join(sorted(set(map(str, value)) ^ names)))
+    for name in names:
+        wanted = int if name == "size" else str
+        if not isinstance(value[name], wanted) or isinstance(value[name], bool):
+            raise TypeError(f"{name} is not a {wanted.__name__}")
+    return ImageRecord(**value)
+
+
 def load_state(path: Path) -> tuple[State, str | None]:
     """The state file, or an empty state and a warning saying why it was not usable.
 
     Something other than a file there is an error now: it would only fail when the
-    new state is saved, after the image was built and loaded.
+    new state is saved, after the image was built and loaded. A symlink is not read
+    (it is replaced when the state is saved).
     """
+    if path.is_symlink():
+        return State(), f"{path}: a symbolic link, not rpbuild's state file; rebuilding"
     if not path.exists():
         return State(), None
     if not path.is_file():
         raise ProjectError(f"{path}: not a regular file; remove it (rpbuild keeps its state there)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(read_bytes_nofollow(path).decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
             return State(), f"{path}: not an rpbuild state file of this version; rebuilding"
-        images = {k: ImageRecord(**v) for k, v in data["images"].items()}
+        records = data["images"]
+        if not isinstance(records, dict):
+            raise TypeError("images is not an object")
+        images = {str(k): _record(k, v) for k, v in records.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return State(), f"{path}: unreadable state file ({type(exc).__name__}); rebuilding"
     return State(images=images), None
@@ -185,27 +213,70 @@ def save_state(path: Path, state: State) -> None:
     atomic_write(path, state.to_json())
 
 
+class HeldLock:
+    """A lock file this process holds; remove() deletes it while still holding it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remove(self) -> None:
+        # Safe while held: a run waiting on the old file finds it gone once it gets
+        # it (project_lock compares inodes) and takes a new one.
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    except LinkRefused as exc:
+        raise ProjectError(f"{exc.filename}: {exc.strerror}") from None
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the locked file is still the one at path (its holder may have removed it)."""
+    held = os.fstat(fd)
+    try:
+        now = path.lstat()
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
 @contextlib.contextmanager
-def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Serialise rpbuild runs in one project; says so when it has to wait."""
+def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[HeldLock]:
+    """Serialise rpbuild runs in one project; says so when it has to wait.
+
+    The lock file is never followed through a symlink (see fsutil): a planted link
+    is refused, by name, and the file it points at stays untouched.
+    """
     if path.parent.exists() and not path.parent.is_dir():
         raise ProjectError(
             f"{path.parent}: not a directory; remove or rename it (rpbuild keeps its state there)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    waited = False
+    while True:
+        fd = _open_lock(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            break
+        os.close(fd)  # removed by the run we waited for: lock the file there now
+    try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield HeldLock(path)
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)

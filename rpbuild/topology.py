@@ -589,8 +589,12 @@ def _claimed(project: Project, name: str, say: Say) -> Iterator[None]:
     cleanup on failure would tear down the first run's topology."""
     lock = state_file(project, name).with_suffix(".lock")
     waiting = f"{name}: another rpbuild is starting it; waiting"
-    with project_lock(lock, on_wait=lambda: say(waiting)):
-        yield
+    with project_lock(lock, on_wait=lambda: say(waiting)) as held:
+        try:
+            yield
+        finally:
+            if not state_file(project, name).exists():  # the topology is gone: its lock too
+                held.remove()
 
 
 def _refuse_existing(engine: engines.Engine, name: str) -> None:
@@ -610,11 +614,12 @@ def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _sil
     """
     check_name(name)
     file = state_file(project, name)
-    if not any(composetool.leftovers(engine, name).values()):
-        file.unlink(missing_ok=True)  # the state of a topology that is gone
-        return False
-    teardown(engine, name, file, say)
-    return True
+    with _claimed(project, name, say):  # removes the topology's lock once it is gone
+        if not any(composetool.leftovers(engine, name).values()):
+            file.unlink(missing_ok=True)  # the state of a topology that is gone
+            return False
+        teardown(engine, name, file, say)
+        return True
 
 
 # --- checks -----------------------------------------------------------------

@@ -72,6 +72,7 @@ def test_every_command_is_logged_with_verbose(capsys: pytest.CaptureFixture[str]
 def test_pipe_feeds_one_into_the_other_and_checks_both() -> None:
     result = process.pipe(["sh", "-c", "printf 'a\\nb\\n'"], ["wc", "-l"], what="count")
     assert result.stdout.strip() == "2"
-    # A producer that dies half-way fails the pipe, though the consumer was content.
-    with pytest.raises(CommandError, match=r"^count failed \(exit 4\): cut short$"):
+    # A producer that dies half-way fails the pipe, though the consumer was content; it is
+    # named as itself (its own `what`, by default its program), not as the pipe.
+    with pytest.raises(CommandError, match=r"^sh failed \(exit 4\): cut short$"):
         process.pipe(["sh", "-c", "echo a; echo cut short >&2; exit 4"], ["cat"], what="count")
