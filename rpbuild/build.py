@@ -19,7 +19,7 @@ from typing import Any
 from rpbuild import TEMPLATE_VERSION, __version__, lockfile, memo, nix, reference
 from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError, RpbuildError
-from rpbuild.fsutil import is_stream_script, make_dirs, write_if_changed
+from rpbuild.fsutil import is_stream_script, make_dirs, sweep_temporaries, write_if_changed
 from rpbuild.memo import ImageResult
 from rpbuild.profiles import Profile, display_path, name_length_problem, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
@@ -234,6 +234,10 @@ def locked(project: Project, notify: Notify = quiet) -> Iterator[None]:
         project.state_dir / "lock",
         on_wait=lambda: notify("another rpbuild is running in this project; waiting for it"),
     ):
+        # A run killed mid-write (SIGKILL) leaves its temporary file; the state and the
+        # staged flake are written only under this lock, so what is there now is stale.
+        for directory in (project.state_dir, project.state_dir / "flake"):
+            sweep_temporaries(directory)
         yield
 
 

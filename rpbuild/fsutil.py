@@ -16,8 +16,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +92,19 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> int:
     return fd
 
 
+def sweep_temporaries(directory: Path) -> None:
+    """Remove what atomic_write left in directory when its writer was killed (SIGKILL
+    allows no cleanup). Only for directories whose every writer holds the caller's lock."""
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
 def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
     """Write via a temporary file in the same directory and rename over the target.
 
@@ -105,6 +116,8 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
     payload = data.encode() if isinstance(data, str) else data
     make_dirs(path.parent)
     try:
+        import tempfile  # not on the up-to-date paths (start-up time, bench/)
+
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
@@ -190,6 +203,8 @@ def load_json(text: str | bytes) -> Any:
 
 def load_toml(text: str) -> dict[str, Any]:
     """tomllib.loads whose every failure is a TOMLDecodeError (deep nesting included)."""
+    import tomllib  # only where TOML is read (start-up time of the repeat runs)
+
     try:
         return tomllib.loads(text)
     except RecursionError:

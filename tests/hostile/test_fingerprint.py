@@ -69,7 +69,11 @@ def _system(_: Path, __: Path) -> list[str]:
 
 
 def _settings(project: Path, _: Path) -> list[str]:
-    (project / "rpbuild.toml").write_text("rosenpass_follows_nixpkgs = true\n")
+    settings = project / "rpbuild.toml"
+    if 'rosenpass_source = "flake"' in (settings.read_text() if settings.exists() else ""):
+        _append(settings, "rosenpass_follows_nixpkgs = true\n")
+    else:  # rpbuild's default source (nixpkgs): the other one
+        settings.write_text('rosenpass_source = "flake"\n')
     return []
 
 

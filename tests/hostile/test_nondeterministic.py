@@ -62,7 +62,7 @@ def test_verify_and_release_refuse_an_image_that_differs_when_rebuilt(
     push = f"{registry.host}/nondeterministic/rosenpass"
     report = tmp_path / "report"
     run = rpbuild(
-        "--project", str(project), "release", "--version", "9.9.9", "--profile", "minimal",
+        "--project", str(project), "release", "9.9.9", "--profile", "minimal",
         "--push", push, "--no-tls-verify", "--report", str(report),
         *STANDIN_OVERRIDES, "--allow-override-input",
     )  # fmt: skip
@@ -73,7 +73,7 @@ def test_verify_and_release_refuse_an_image_that_differs_when_rebuilt(
     assert not report.exists()
 
     snapshot = rpbuild(
-        "--project", str(project), "release", "--version", "9.9.9", "--profile", "minimal",
+        "--project", str(project), "release", "9.9.9", "--profile", "minimal",
         "--push", push, "--no-tls-verify", "--report", str(report), "--snapshot",
         *STANDIN_OVERRIDES, "--allow-override-input",
     )  # fmt: skip

@@ -201,7 +201,7 @@ def test_a_gpg_signed_release_is_accepted_and_an_unsigned_or_retagged_image_refu
     regd, sigs = lookaside(tmp_path, registry.host)
     reports = tmp_path / "reports"
     done = release(
-        rpbuild, repo, gpg_key.env, "--version", "2.0.0", "--profile", "minimal",
+        rpbuild, repo, gpg_key.env, "2.0.0", "--profile", "minimal",
         "--system", "x86_64-linux", "--system", "aarch64-linux", "--push", push,
         "--sign-by", gpg_key.fingerprint, "--registries-d", str(regd),
         "--report", str(reports / "2.0.0"),
@@ -247,7 +247,7 @@ def test_a_gpg_signed_release_is_accepted_and_an_unsigned_or_retagged_image_refu
     # An unsigned release into the same repository: refused by the policy and by
     # verify-release, which names the tag and the signature.
     unsigned = release(
-        rpbuild, repo, {}, "--version", "2.0.1", "--profile", "debug", "--push", push,
+        rpbuild, repo, {}, "2.0.1", "--profile", "debug", "--push", push,
         "--report", str(reports / "2.0.1"),
     )  # fmt: skip
     assert unsigned.returncode == 0, unsigned.stderr
@@ -284,7 +284,7 @@ def test_signing_with_a_key_that_is_not_there_is_refused_before_any_build(
 ) -> None:
     push = f"{registry.host}/nokey/rosenpass"
     done = release(
-        rpbuild, repo, gpg_key.env, "--version", "1.0.0", "--profile", "minimal",
+        rpbuild, repo, gpg_key.env, "1.0.0", "--profile", "minimal",
         "--push", push, "--sign-by", "0123456789ABCDEF0123456789ABCDEF01234567",
         "--report", str(tmp_path / "r"),
     )  # fmt: skip
@@ -325,7 +325,7 @@ def test_a_sigstore_signed_release_is_accepted_and_an_unsigned_image_refused(
     regd = registries_d(tmp_path, registry.host, "    use-sigstore-attachments: true\n")
     reports = tmp_path / "reports"
     done = release(
-        rpbuild, repo, {}, "--version", "3.0.0", "--profile", "minimal", "--push", push,
+        rpbuild, repo, {}, "3.0.0", "--profile", "minimal", "--push", push,
         "--system", "x86_64-linux", "--system", "aarch64-linux",
         "--sign-by-sigstore-private-key", str(private), "--sign-passphrase-file", str(passphrase),
         "--registries-d", str(regd), "--report", str(reports / "3.0.0"),
@@ -351,7 +351,7 @@ def test_a_sigstore_signed_release_is_accepted_and_an_unsigned_image_refused(
     refused = pull(policy, regd, f"{push}:latest", out)
     assert refused.returncode != 0, "a re-tagged image was accepted"
     unsigned = release(
-        rpbuild, repo, {}, "--version", "3.0.1", "--profile", "debug", "--push", push,
+        rpbuild, repo, {}, "3.0.1", "--profile", "debug", "--push", push,
         "--report", str(reports / "3.0.1"),
     )  # fmt: skip
     assert unsigned.returncode == 0, unsigned.stderr
@@ -368,7 +368,7 @@ def test_a_sigstore_key_this_skopeo_cannot_sign_with_is_refused_in_one_line(
     key.write_text("not a sigstore key\n")
     push = f"{registry.host}/unusable/rosenpass"
     done = release(
-        rpbuild, repo, {}, "--version", "1.0.0", "--profile", "minimal", "--push", push,
+        rpbuild, repo, {}, "1.0.0", "--profile", "minimal", "--push", push,
         "--sign-by-sigstore-private-key", str(key), "--report", str(tmp_path / "r"),
     )  # fmt: skip
     assert done.returncode == 1
