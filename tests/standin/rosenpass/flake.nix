@@ -19,6 +19,10 @@
 #   - Nothing about the real package's size or closure: a 256 KiB payload stands in
 #     (share/rosenpass/payload). rosenpass-static is the same derivation as rosenpass.
 #
+# BUILD: build.nix (the recipe, called here with nixpkgs = null). The stand-in nixpkgs builds its
+#   rosenpass and rosenpass-tools from byte-identical copies of build.nix, rp.sh and
+#   rosenpass-standin.c (tests/standin/nixpkgs/rosenpass/): edit here, then copy.
+#
 # RUNTIME: one store path, rosenpass-standin-runtime, per system: Debian's bash, busybox (static),
 #   wg and wireguard-go, patched with the host's patchelf to use a copy of Debian's glibc (loader,
 #   libc, libtinfo) in the same store path; rp-path/ holds what upstream's wrapper puts before PATH
