@@ -64,7 +64,7 @@
 #   sorted with uid/gid 0 and mtime 1; the same inputs give the same image ID.
 #
 # PAYLOADS (for size tests)
-#   Every package except busybox, dash and host-libc carries one file of a fixed
+#   Every package except busybox, dash, host-libc and rosenpass-tools carries one file of a fixed
 #   size made of deterministic, incompressible bytes (a SHA-256 counter stream seeded with
 #   the pname, see payload.py): share/<pname>/payload, or lib/glibc-standin-payload for
 #   glibc. The table below is the one the packages are built from (bytes).
