@@ -261,10 +261,12 @@ def test_rosenpass_exchange_refusals(env: dict[str, str], tmp_path: Path) -> Non
 class Netns:
     """A network and mount namespace of our own, with lo up and a private /run/wireguard."""
 
-    def __init__(self, env: dict[str, str], pkg: Path, tmp: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], pkg: Path, tmp: Path, wireguard_go: str | None = None
+    ) -> None:
         self.env = env
         self.tmp = tmp
-        self.wireguard_go = str(runtime_of(pkg) / "bin" / "wireguard-go")
+        self.wireguard_go = wireguard_go or str(runtime_of(pkg) / "bin" / "wireguard-go")
         self.holder = subprocess.Popen(
             ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
              "mount -t tmpfs rpbuild-test /run && mkdir /run/wireguard && ip link set lo up"
@@ -661,6 +663,7 @@ def test_exchange_with_static_psk(netns: Netns, tmp_path: Path) -> None:
 # --- aarch64-linux: arm64 binaries all the way down ------------------------------------------
 
 EM_AARCH64 = 183
+EM_X86_64 = 62
 
 
 def store_query(*args: str) -> list[str]:
@@ -726,6 +729,86 @@ def test_builds_are_bit_reproducible(system: str) -> None:
     inputs = store_query("--references", drv)
     [runtime] = [d for d in inputs if d.endswith("-rosenpass-standin-runtime-0.2.1-standin.drv")]
     for derivation in (runtime, drv):
+        check = subprocess.run(
+            ["nix-store", "--option", "sandbox", "false", "--realise", "--check", derivation],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert check.returncode == 0, check.stderr
+
+
+# --- the same programs from the stand-in nixpkgs (rosenpass_source = "nixpkgs") -------------
+
+NIXPKGS = f"path:{standins.STANDIN / 'nixpkgs'}"
+SYSTEMS = ["x86_64-linux", "aarch64-linux"]
+
+
+def nixpkgs_build(system: str, *attrs: str) -> list[Path]:
+    """One build per attribute: nix build --json does not keep the order of its arguments."""
+    return [Path(standins.build(NIXPKGS, f"legacyPackages.{system}.{a}")[0]) for a in attrs]
+
+
+def needs_arm64_runner(system: str) -> None:
+    if system == "aarch64-linux" and not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        pytest.skip("qemu-aarch64 is not registered with binfmt_misc: cannot run arm64 here")
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_nixpkgs_split_shares_the_sets_libc(system: str, tmp_path: Path) -> None:
+    """nixpkgs' split: rosenpass holds bin/rosenpass, rosenpass-tools bin/rp, whose wrapper
+    (rp-path) brings rosenpass and wg; rp's bash uses the set's one host-libc."""
+    tools, rosenpass, host_libc = nixpkgs_build(system, "rosenpass-tools", "rosenpass", "host-libc")
+    assert sorted(p.name for p in (tools / "bin").iterdir()) == ["rp"]
+    assert sorted(p.name for p in (rosenpass / "bin").iterdir()) == ["rosenpass"]
+    assert (rosenpass / "share" / "rosenpass" / "payload").stat().st_size == 262144
+    runtime = runtime_of(tools)
+    assert (runtime / "rp-path" / "rosenpass").resolve() == rosenpass / "bin" / "rosenpass"
+    closure = {Path(p) for p in store_query("--requisites", str(tools))}
+    assert {runtime, rosenpass, host_libc} <= closure
+    assert [p for p in closure if (p / "lib" / "libc.so.6").exists()] == [host_libc]
+    elves = {
+        f: elf_machine(f)
+        for root in closure
+        for f in root.rglob("*")
+        if f.is_file() and not f.is_symlink() and elf_machine(f) is not None
+    }
+    assert {f.name for f in elves} >= {"rosenpass", "bash", "wg", "busybox", "libc.so.6"}
+    assert set(elves.values()) == {EM_AARCH64 if system == "aarch64-linux" else EM_X86_64}
+    needs_arm64_runner(system)
+    # only rosenpass-tools on PATH: rosenpass comes from rp's wrapper, as in nixpkgs
+    env = {"PATH": f"{tools / 'bin'}:{HOST_PATH}", "HOME": "/nonexistent", "LC_ALL": "C"}
+    fatal = run(["rp", "--version"], env)
+    assert fatal.returncode == 1 and "FATAL: Unknown command --version" in fatal.stderr
+    sk, pk = keys(env, tmp_path, "n")
+    assert (pk / "pqpk").read_bytes() == expand_pk((sk / "pqsk").read_bytes())
+    version = run([str(rosenpass / "bin" / "rosenpass"), "--version"], env)
+    assert (version.returncode, version.stdout) == (0, "rosenpass 0.2.1\n")
+
+
+@needs_root
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_nixpkgs_exchange_yields_same_psk(system: str, tmp_path: Path) -> None:
+    """nixpkgs' rp (rosenpass from its wrapper) and the set's wireguard-go make the exchange."""
+    needs_arm64_runner(system)
+    tools, wireguard_go = nixpkgs_build(system, "rosenpass-tools", "wireguard-go")
+    env = {"PATH": f"{tools / 'bin'}:{HOST_PATH}", "HOME": "/nonexistent", "LC_ALL": "C"}
+    ns = Netns(env, tools, tmp_path, wireguard_go=str(wireguard_go / "bin" / "wireguard-go"))
+    try:
+        start_pair(ns, tmp_path, rekey="12")
+        same_psk(ns)
+    finally:
+        ns.close()
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_nixpkgs_builds_are_bit_reproducible(system: str) -> None:
+    """Rebuilding nixpkgs' rosenpass, rp's runtime and rosenpass-tools gives the same bytes."""
+    tools, rosenpass = nixpkgs_build(system, "rosenpass-tools", "rosenpass")
+    outputs = (str(rosenpass), str(runtime_of(tools)), str(tools))
+    derivations = [d for out in outputs for d in store_query("--deriver", out)]
+    assert len(derivations) == 3
+    for derivation in derivations:
         check = subprocess.run(
             ["nix-store", "--option", "sandbox", "false", "--realise", "--check", derivation],
             capture_output=True,

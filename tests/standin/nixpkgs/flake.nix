@@ -29,6 +29,16 @@
 #     referenced first, the rest merged into the last store layer, plus one customisation
 #     layer) is a simplified version of the documented behaviour, not nixpkgs' heuristics.
 #     fakeRootCommands, fromImage, enableFakechroot, etc. are not supported (they throw).
+#   - rosenpass and rosenpass-tools are the rosenpass flake stand-in's programs, built by its
+#     own recipe from its own sources (copied byte for byte into ./rosenpass/: build.nix,
+#     rp.sh, rosenpass-standin.c; tests/standin_tests checks the copies), so they keep the
+#     contract in tests/standin/rosenpass/CONTRACT.md (real bash rp, static C rosenpass doing
+#     a UDP exchange into WireGuard's PSK; no post-quantum cryptography) with nixpkgs' split:
+#     rosenpass holds bin/rosenpass (and the 256 KiB payload), rosenpass-tools bin/rp, whose
+#     PATH prefix is this set's busybox applets (for coreutils, findutils, gawk), rosenpass
+#     and wireguard-tools' wg. rp's bash is Debian's, patched to use host-libc, so an image
+#     holds one libc.so.6 (the flake stand-in's runtime carries a second). Nothing about the
+#     real packages' Rust build or closure.
 #   - aarch64 only as far as Debian's arm64 binaries go: every derivation has system =
 #     "x86_64-linux" (the build platform: the host's busybox builds everything), but the
 #     aarch64-linux set packages Debian's arm64 busybox, dash, wg, wireguard-go, ping and
@@ -43,21 +53,24 @@
 # HOW IT WORKS (and what it needs from the host)
 #   Builders are /bin/busybox (`sh -e -c ...`; later the store copy of it) and the host's
 #   /usr/bin/python3. That works only with `sandbox = false` (the tests set it for their
-#   own nix calls): the builds read host paths (/bin/busybox, /usr/bin/{dash,wg,wireguard-go,ping},
-#   /usr/bin/patchelf, the host glibc, /usr/bin/python3; Debian packages busybox-static,
-#   dash, wireguard-tools, wireguard-go, iputils-ping, patchelf) and, for aarch64-linux,
+#   own nix calls): the builds read host paths (/bin/busybox, /bin/bash,
+#   /usr/bin/{dash,wg,wireguard-go,ping}, /usr/bin/patchelf, /usr/bin/readelf, the host glibc,
+#   /usr/bin/python3, /usr/bin/gcc (rosenpass, static) or /usr/bin/aarch64-linux-gnu-gcc;
+#   Debian packages busybox-static, bash, dash, wireguard-tools, wireguard-go, iputils-ping,
+#   patchelf, gcc, libc6-dev, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) and, for aarch64-linux,
 #   the same programs and glibc under /opt/rpbuild-standin/aarch64-linux. The stream script of
 #   streamLayeredImage is a Python script with the shebang /usr/bin/python3 (host
 #   python), so it runs only on a host that has one. Outputs are deterministic: fixed payloads, no timestamps, tar entries
 #   sorted with uid/gid 0 and mtime 1; the same inputs give the same image ID.
 #
 # PAYLOADS (for size tests)
-#   Every package except busybox, dash and host-libc carries one file of a fixed
+#   Every package except busybox, dash, host-libc and rosenpass-tools carries one file of a fixed
 #   size made of deterministic, incompressible bytes (a SHA-256 counter stream seeded with
 #   the pname, see payload.py): share/<pname>/payload, or lib/glibc-standin-payload for
 #   glibc. The table below is the one the packages are built from (bytes).
 #   The glibc stand-in is referenced by every package with binaries (all but iana-etc),
-#   busybox by all of those, host-libc by dash, wireguard-tools, wireguard-go and iputils: a diamond-shaped
+#   busybox by all of those, host-libc by dash, wireguard-tools, wireguard-go, iputils and
+#   rosenpass-tools (through rp's runtime, rosenpass-standin-runtime): a diamond-shaped
 #   dependency graph. bigPayload is one file of exactly 100 MiB of zeros (share/big-payload/payload),
 #   built only when asked for.
 #
@@ -73,7 +86,8 @@
 #   gnugrep             40960   (40 KiB)
 #   iputils             30720   (30 KiB)
 #   iana-etc            20480   (20 KiB)
-#   rosenpass          262144  (256 KiB, as the rosenpass flake stand-in's payload)
+#   rosenpass          262144  (256 KiB, the rosenpass flake stand-in's payload, same bytes;
+#                              rosenpass-tools has none: bin/rp only)
 #   glibc             1048576    (1 MiB)
 #   bigPayload      104857600  (100 MiB, zeros)
 #

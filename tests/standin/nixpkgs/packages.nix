@@ -19,6 +19,7 @@ let
     "x86_64-linux" = {
       busybox = "/bin/busybox";
       programs = {
+        bash = "/bin/bash";
         dash = "/usr/bin/dash";
         wg = "/usr/bin/wg";
         wireguard-go = "/usr/bin/wireguard-go";
@@ -27,10 +28,16 @@ let
       loader = "/lib64/ld-linux-x86-64.so.2";
       libDirs = [ "/lib/x86_64-linux-gnu" "/usr/lib/x86_64-linux-gnu" ];
       origin = "the host's Debian";
+      # for rosenpass/build.nix: the same places, relative to root, and a static C compiler
+      root = "";
+      rootLoader = "lib64/ld-linux-x86-64.so.2";
+      rootLibdir = "lib/x86_64-linux-gnu";
+      cc = "/usr/bin/gcc";
     };
     "aarch64-linux" = {
       busybox = "${sysroot}/bin/busybox";
       programs = {
+        bash = "${sysroot}/bin/bash";
         dash = "${sysroot}/bin/dash";
         wg = "${sysroot}/usr/bin/wg";
         wireguard-go = "${sysroot}/usr/bin/wireguard-go";
@@ -39,6 +46,10 @@ let
       loader = "${sysroot}/lib/ld-linux-aarch64.so.1";
       libDirs = [ "${sysroot}/lib/aarch64-linux-gnu" "${sysroot}/usr/lib/aarch64-linux-gnu" ];
       origin = "Debian's arm64";
+      root = sysroot;
+      rootLoader = "lib/ld-linux-aarch64.so.1";
+      rootLibdir = "lib/aarch64-linux-gnu";
+      cc = "/usr/bin/aarch64-linux-gnu-gcc";
     };
   };
   target = targets.${system};
@@ -183,7 +194,7 @@ let
   host-libc = mkPackage {
     pname = "host-libc";
     version = "2.36-debian-standin";
-    description = "${target.origin} glibc loader and the libraries of dash, wg, wireguard-go and ping (copied from Debian)";
+    description = "${target.origin} glibc loader and the libraries of bash, dash, wg, wireguard-go and ping (copied from Debian)";
     useGlibc = false;
     withShell = false;
     script = ''
@@ -270,30 +281,30 @@ let
     applets ${toString names}
   '';
 
-  rosenpassVersion = "0.2.1-standin";
-
-  # What rp and rosenpass of the stand-in run (their PATH, their #! shell): the same
-  # programs as the rosenpass flake stand-in's runtime, from this package set.
-  rosenpassRuntime = mkPackage {
-    pname = "rosenpass-standin-runtime";
-    version = rosenpassVersion;
-    description = "The programs the rosenpass stand-in's rp runs: busybox applets, wg, wireguard-go";
-    useGlibc = false;
-    withShell = false;
-    env = {
+  # nixpkgs' rosenpass (bin/rosenpass) and rosenpass-tools (bin/rp): built by the rosenpass
+  # flake stand-in's own recipe and sources (byte-identical copies in ./rosenpass/, checked by
+  # tests/standin_tests), so both rosenpass sources keep the same contract, but against this
+  # set: rp's bash runs on this set's host-libc, its PATH prefix is this set's busybox applets
+  # (coreutils, findutils, gawk), rosenpass and wireguard-tools' wg, as nixpkgs wraps rp.
+  # So the image holds one libc, as nixpkgs' packages share one glibc; the flake stand-in
+  # carries a libc of its own, as the real flake brings its own nixpkgs.
+  rosenpassBuilt = import ./rosenpass/build.nix {
+    inherit buildSystem;
+    targetSystem = system;
+    version = "0.2.1-standin";
+    payloadSize = payloadSizes.rosenpass;
+    builder = buildBb;
+    inherit (target) root cc;
+    loader = target.rootLoader;
+    libdir = target.rootLibdir;
+    preamble = missingSysroot system;
+    nixpkgs = {
+      libc = host-libc;
+      busybox = bb;
       wg = "${packages.wireguard-tools}/bin/wg";
-      wireguardGo = "${packages.wireguard-go}/bin/wireguard-go";
+      references = [ glibc ];
     };
-    script = appletScript [
-      "sh" "cat" "chmod" "cp" "cut" "head" "ip" "kill" "ls" "mkdir" "printf" "rm" "sha256sum" "sleep" "test"
-    ] + ''
-      ln -s "$wg" "$out/bin/wg"
-      ln -s "$wireguardGo" "$out/bin/wireguard-go"
-    '';
   };
-
-  rosenpassText = file: builtins.replaceStrings [ "@runtime@" "@version@" ]
-    [ "${rosenpassRuntime}" rosenpassVersion ] (builtins.readFile file);
 
   packages = {
     inherit busybox dash glibc host-libc;
@@ -405,45 +416,15 @@ let
       programs = [ "wireguard-go" ];
     };
 
-    # nixpkgs' rosenpass (bin/rosenpass) and rosenpass-tools (bin/rp): the stand-in
-    # rosenpass flake's two programs, built from byte-identical copies of its rp.sh and
-    # rosenpass.sh (./rosenpass/; tests/standin_tests check the copies), but against this
-    # nixpkgs: their runtime is this set's busybox, wg and wireguard-go, so they share the
-    # one host-libc with every other package, as nixpkgs' packages share one glibc. The
-    # flake stand-in carries a libc of its own, as the real flake brings its own nixpkgs.
-    rosenpass = mkPackage {
-      pname = "rosenpass";
-      version = rosenpassVersion;
-      description = "rosenpass stand-in: bin/rosenpass (same contract as tests/standin/rosenpass), built against this nixpkgs";
-      env = {
-        text = rosenpassText ./rosenpass/rosenpass.sh;
-        passAsFile = [ "text" ];
-      };
-      script = ''
-        mkdir -p "$out/bin"
-        cp "$textPath" "$out/bin/rosenpass"
-        chmod 0555 "$out/bin/rosenpass"
-      '';
-    } // {
-      # nixpkgs fetches rosenpass with fetchFromGitHub at rev = "v${version}"; rpbuild
-      # reads src.rev for the image's revision label.
-      src = { owner = "rosenpass"; repo = "rosenpass"; rev = "v${rosenpassVersion}"; };
+    # nixpkgs fetches rosenpass with fetchFromGitHub at rev = "v${version}"; rpbuild
+    # reads src.rev for the image's revision label.
+    rosenpass = withMeta "rosenpass stand-in: bin/rosenpass (same contract and sources as tests/standin/rosenpass), built against this nixpkgs"
+      rosenpassBuilt.rosenpass // {
+      src = { owner = "rosenpass"; repo = "rosenpass"; rev = "v${rosenpassBuilt.rosenpass.version}"; };
     };
 
-    rosenpass-tools = mkPackage {
-      pname = "rosenpass-tools";
-      version = rosenpassVersion;
-      description = "rosenpass-tools stand-in: bin/rp (same contract as tests/standin/rosenpass), its PATH this nixpkgs' tools";
-      env = {
-        text = rosenpassText ./rosenpass/rp.sh;
-        passAsFile = [ "text" ];
-      };
-      script = ''
-        mkdir -p "$out/bin"
-        cp "$textPath" "$out/bin/rp"
-        chmod 0555 "$out/bin/rp"
-      '';
-    };
+    rosenpass-tools = withMeta "rosenpass-tools stand-in: bin/rp (same contract and sources as tests/standin/rosenpass), wrapped with this nixpkgs' tools and rosenpass"
+      rosenpassBuilt.rosenpass-tools;
 
     # Test-only packages (no nixpkgs counterpart): a build that fails with a known
     # log, and one that takes ten minutes, for rpbuild's error and Ctrl-C tests.

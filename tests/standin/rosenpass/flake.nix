@@ -19,6 +19,10 @@
 #   - Nothing about the real package's size or closure: a 256 KiB payload stands in
 #     (share/rosenpass/payload). rosenpass-static is the same derivation as rosenpass.
 #
+# BUILD: build.nix (the recipe, called here with nixpkgs = null). The stand-in nixpkgs builds its
+#   rosenpass and rosenpass-tools from byte-identical copies of build.nix, rp.sh and
+#   rosenpass-standin.c (tests/standin/nixpkgs/rosenpass/): edit here, then copy.
+#
 # RUNTIME: one store path, rosenpass-standin-runtime, per system: Debian's bash, busybox (static),
 #   wg and wireguard-go, patched with the host's patchelf to use a copy of Debian's glibc (loader,
 #   libc, libtinfo) in the same store path; rp-path/ holds what upstream's wrapper puts before PATH
@@ -61,92 +65,13 @@
       forSystem = system:
         let
           host = hosts.${system};
-
-          runtime = builtins.derivation {
-            name = "rosenpass-standin-runtime-${version}";
-            pname = "rosenpass-standin-runtime";
-            inherit version;
-            system = buildSystem;
+          built = import ./build.nix {
+            inherit buildSystem version payloadSize;
             targetSystem = system;
             builder = "/bin/busybox";
-            inherit (host) root loader libdir;
-            args = [
-              "sh"
-              "-e"
-              "-c"
-              ''
-                export PATH=/usr/bin:/bin
-                mkdir -p "$out/bin" "$out/lib" "$out/rp-path"
-                cp "$root/bin/busybox" "$out/bin/busybox"
-                ln -s busybox "$out/bin/sh"
-                for prog in bin/bash usr/bin/wg usr/bin/wireguard-go; do
-                  cp "$root/$prog" "$out/bin/"
-                done
-                # the libraries they need, from the same Debian glibc, found by name
-                cp -L "$root/$loader" "$out/lib/"
-                todo="$out/bin/bash $out/bin/wg $out/bin/wireguard-go"
-                while [ -n "$todo" ]; do
-                  next=
-                  for file in $todo; do
-                    for lib in $(readelf -d "$file" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-                      [ -e "$out/lib/$lib" ] && continue
-                      cp -L "$root/$libdir/$lib" "$out/lib/$lib"
-                      next="$next $out/lib/$lib"
-                    done
-                  done
-                  todo=$next
-                done
-                interp="$out/lib/''${loader##*/}"
-                for prog in bash wg wireguard-go; do
-                  chmod u+w "$out/bin/$prog"
-                  patchelf --set-interpreter "$interp" --set-rpath "$out/lib" "$out/bin/$prog"
-                done
-                for applet in awk basename cat chmod cp cut dirname echo env find head ls mkdir mktemp \
-                              mv printf readlink rm sort tail test tr uname wc xargs; do
-                  ln -s ../bin/busybox "$out/rp-path/$applet"
-                done
-                ln -s ../bin/wg "$out/rp-path/wg"
-                chmod 0555 "$out"/bin/* "$out"/lib/*
-              ''
-            ];
+            inherit (host) root loader libdir cc;
           };
-
-          rosenpass = builtins.derivation {
-            name = "rosenpass-${version}";
-            pname = "rosenpass";
-            inherit version payloadSize;
-            system = buildSystem;
-            targetSystem = system;
-            builder = "/bin/busybox";
-            inherit (host) cc;
-            source = ./rosenpass-standin.c;
-            rpText = builtins.replaceStrings [ "@runtime@" ] [ "${runtime}" ] (builtins.readFile ./rp.sh);
-            passAsFile = [ "rpText" ];
-            # deterministic incompressible payload: SHA-256("rosenpass:" i), i = 0, 1, ...
-            payloadPy = builtins.concatStringsSep "\n" [
-              "import hashlib, sys"
-              "size, out = int(sys.argv[1]), sys.stdout.buffer"
-              "i = n = 0"
-              "while n < size:"
-              "    block = hashlib.sha256(b'rosenpass:' + str(i).encode()).digest()[: size - n]"
-              "    out.write(block); n += len(block); i += 1"
-            ];
-            args = [
-              "sh"
-              "-e"
-              "-c"
-              ''
-                export PATH=/usr/bin:/bin
-                mkdir -p "$out/bin" "$out/share/rosenpass"
-                cp "$rpTextPath" "$out/bin/rp"
-                cp "$source" rosenpass-standin.c
-                "$cc" -O2 -static -s -Wall -o "$out/bin/rosenpass" rosenpass-standin.c -lm 2> cc.log ||
-                  { cat cc.log >&2; exit 1; }
-                chmod 0555 "$out/bin/rp" "$out/bin/rosenpass"
-                /usr/bin/python3 -c "$payloadPy" "$payloadSize" > "$out/share/rosenpass/payload"
-              ''
-            ];
-          } // {
+          rosenpass = built.rosenpass // {
             meta = {
               description = "rosenpass stand-in: bin/rp (upstream's contract, real bash) and bin/rosenpass (UDP key exchange into WireGuard's PSK, no post-quantum cryptography)";
               mainProgram = "rosenpass";

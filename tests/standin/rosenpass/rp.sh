@@ -15,7 +15,8 @@
 # Like upstream, exchange does NOT create a userspace WireGuard device: without the kernel
 # module, DEV must exist already (e.g. made by `wireguard-go DEV`), or rp exits 1.
 # `ip` and `rosenpass` come from the caller's PATH; the wrapper only prefixes coreutils,
-# findutils, awk and wg (upstream: coreutils, findutils, gawk, wireguard-tools).
+# findutils, awk and wg (upstream: coreutils, findutils, gawk, wireguard-tools). nixpkgs'
+# rosenpass-tools (the stand-in nixpkgs builds this file too) also prefixes rosenpass.
 #
 # Not reproduced: `explain` prints the commands rp runs, not upstream's generated script.
 set -e
