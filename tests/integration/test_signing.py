@@ -288,7 +288,7 @@ def test_signing_with_a_key_that_is_not_there_is_refused_before_any_build(
         "--push", push, "--sign-by", "0123456789ABCDEF0123456789ABCDEF01234567",
         "--report", str(tmp_path / "r"),
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2  # an input error (README: exit codes)
     errors = [line for line in done.stderr.splitlines() if line.startswith("rpbuild: error:")]
     assert len(errors) == 1 and "no such secret key" in errors[0], done.stderr
     assert "nokey/rosenpass" not in registry.catalog()
@@ -371,7 +371,7 @@ def test_a_sigstore_key_this_skopeo_cannot_sign_with_is_refused_in_one_line(
         rpbuild, repo, {}, "1.0.0", "--profile", "minimal", "--push", push,
         "--sign-by-sigstore-private-key", str(key), "--report", str(tmp_path / "r"),
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2  # an input error (README: exit codes)
     errors = [line for line in done.stderr.splitlines() if line.startswith("rpbuild: error:")]
     assert len(errors) == 1, done.stderr
     assert f"--sign-by-sigstore-private-key {key}: skopeo" in errors[0]

@@ -218,9 +218,7 @@ def test_rpbuild_test_proves_the_tunnel_and_the_pre_shared_key(env: Env) -> None
 
 def test_rpbuild_test_json_is_one_document_with_every_check(env: Env) -> None:
     name = env.name()
-    run = env.cli(
-        "test", "--ip", "4", "--userspace-wireguard", "--name", name, "--json", *build_args(env)
-    )
+    run = env.cli("test", "--ip", "4", *FAST, "--name", name, "--json", *build_args(env))
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads(run.stdout)
     assert document["format"] == "rpbuild-test/1" and document["passed"] is True
@@ -228,7 +226,9 @@ def test_rpbuild_test_json_is_one_document_with_every_check(env: Env) -> None:
     checks = {c["name"]: c for c in document["checks"]}
     [ping] = [c for n, c in checks.items() if n.startswith("ping client -> server")]
     assert ping["ok"] is True and "(IPv4)" in ping["name"], document
-    assert checks["PSK checks"]["skipped"] is True
+    psk = checks["pre-shared key set by rosenpass"]
+    assert psk["ok"] is True and psk["skipped"] is False, document
+    assert checks["pre-shared key renewed by rosenpass"]["ok"] is True, document
     assert all(set(c) == {"name", "ok", "skipped", "detail"} for c in document["checks"])
     assert nothing_left(name), leftovers(name)
 
