@@ -14,7 +14,7 @@ import pytest
 from rpbuild import compose as cmp
 from rpbuild import composetool
 from rpbuild import engine as engines
-from tests.integration.test_topology import Env, build_args, docker, env, nothing_left
+from tests.integration.test_topology import REKEY, Env, build_args, docker, env, nothing_left
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]
 __all__ = ["env"]  # the module-scoped fixture: the project and its with-wireguard image
@@ -50,6 +50,8 @@ def _dropping_compose_file(env: Env, tmp_path: Path) -> Path:
         "--ip",
         "4",
         "--userspace-wireguard",
+        "--standin-rekey-seconds",  # the PSK checks wait for one renewal: keep it short
+        REKEY,
         "--tag",
         env.tag,
         "--subnet4",
