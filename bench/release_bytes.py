@@ -128,7 +128,7 @@ def main() -> int:
                 for kind in ("push", "no-push"):
                     push = ["--push", f"{host}/bench/rosenpass", "--no-tls-verify"]
                     argv = [
-                        RPBUILD, "release", "--version", f"0.{i}.{0 if kind == 'push' else 1}",
+                        RPBUILD, "release", f"0.{i}.{0 if kind == 'push' else 1}",
                         "--profile", PROFILE, *(push if kind == "push" else []),
                         "--allow-override-input", *overrides,
                     ]  # fmt: skip

@@ -730,7 +730,12 @@ def sizes(
 @app.command()
 def sbom(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile.")] = "minimal",
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", "-p", help="Profile to describe.", autocompletion=_complete_profiles
+        ),
+    ] = "minimal",
     system: SystemOpt = "x86_64-linux",
     output: Annotated[
         Path | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def detect(engine: Engine) -> Compose:
         check=False,
     )
     if plugin.returncode == 0:
+        if engine.name == "podman" and "external compose provider" in plugin.stderr:
+            _check_podman_socket(engine)
         return Compose(engine=engine, command=(engine.binary, "compose"))
     standalone = "docker-compose" if engine.name == "docker" else "podman-compose"
     binary = process.which(standalone)
@@ -53,6 +56,31 @@ def detect(engine: Engine) -> Compose:
         f"neither `{engine.name} compose` nor {standalone} is installed",
         hint=f"install it with `apt-get install {standalone}`",
     )
+
+
+def _check_podman_socket(engine: Engine) -> None:
+    """`podman compose` hands the work to docker-compose (Debian 13), which talks to
+    Podman's API socket; without the service behind it, `up` would fail after the build
+    with only "exit status 1". Found first, and said."""
+    info = process.run(
+        engine.argv("info", "--format", "{{.Host.RemoteSocket.Path}}"),
+        what=f"{engine.name} info",
+        error=EngineError,
+        check=False,
+    )
+    path = info.stdout.strip().removeprefix("unix://")
+    if info.returncode != 0 or not path:
+        return  # nothing to check against: compose will say what it says
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            raise ToolMissing(
+                f"`{engine.name} compose` runs docker-compose against Podman's API socket "
+                f"{path}, and no Podman service listens there",
+                hint="start it: `systemctl start podman.socket` (or `podman system service "
+                "--time=0 &`)",
+            ) from None
 
 
 def up(compose: Compose, project: str, file: Path, *, timeout: float) -> None:

@@ -401,12 +401,21 @@ def test_a_missing_compose_tool_is_found_before_the_image_is_loaded(env: Env) ->
     tag = f"rpbuild-test/{uuid.uuid4().hex[:10]}:podman"
     name = env.name()
     args = ["--profile", "with-wireguard", "--tag", tag, *STANDIN_OVERRIDES]
+    plugin = subprocess.run(
+        ["podman", "compose", "version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    if plugin.returncode != 0:  # Debian 12: no compose for podman at all
+        expected = "rpbuild: error: neither `podman compose` nor podman-compose is installed"
+    elif "external compose provider" in plugin.stderr:  # Debian 13: docker-compose via a socket
+        expected = "rpbuild: error: `podman compose` runs docker-compose against Podman's API"
+    else:
+        pytest.skip("this podman has a compose of its own: nothing is missing")
     try:
         run = env.cli("test", "--engine", "podman", "--name", name, *args)
+        if run.returncode == 0:
+            pytest.skip("podman compose works here (Podman's API service runs): nothing missing")
         assert run.returncode == 3, run.stdout + run.stderr
-        assert run.stderr.splitlines()[0] == (
-            "rpbuild: error: neither `podman compose` nor podman-compose is installed"
-        )
+        assert run.stderr.splitlines()[0].startswith(expected), run.stderr
         exists = subprocess.run(["podman", "image", "exists", tag], check=False, timeout=60)
         assert exists.returncode == 1, "the image was built and loaded first"
     finally:
