@@ -207,6 +207,19 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]
             yield from _paths(v, (*prefix, i))
 
 
+def _mutated(draw: st.DrawFn, doc: Any, kind: str) -> bytes:
+    """doc with one value somewhere in it removed or replaced by an arbitrary one."""
+    path = draw(st.sampled_from(list(_paths(doc))[1:]))
+    parent = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    if kind == "remove":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(json_values)
+    return json.dumps(doc).encode()
+
+
 @st.composite
 def broken_locks(draw: st.DrawFn) -> bytes:
     """flake.lock with one part replaced, removed, byte-edited or nested too deeply."""
@@ -227,15 +240,7 @@ def broken_locks(draw: st.DrawFn) -> bytes:
                 '"inputs": {', '"inputs": {"deep": ' + "[" * depth + "]" * depth + ", ", 1
             )
         return deep.encode()
-    path = draw(st.sampled_from(list(_paths(lock))[1:]))
-    parent = lock
-    for step in path[:-1]:
-        parent = parent[step]
-    if kind == "remove":
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(json_values)
-    return json.dumps(lock).encode()
+    return _mutated(draw, lock, kind)
 
 
 # -- properties -------------------------------------------------------------------------
@@ -281,15 +286,7 @@ def _state_variants(draw: st.DrawFn) -> bytes:
         return (
             '{"format": "rpbuild-state/1", "images": ' + "[" * depth + "]" * depth + "}"
         ).encode()
-    path = draw(st.sampled_from(list(_paths(doc))[1:]))
-    parent = doc
-    for step in path[:-1]:
-        parent = parent[step]
-    if kind == "remove":
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(json_values)
-    return json.dumps(doc).encode()
+    return _mutated(draw, doc, kind)
 
 
 broken_states = st.composite(_state_variants)()
