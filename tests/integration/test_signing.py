@@ -194,6 +194,27 @@ def check_attestations(report_dir: Path) -> dict[str, Any]:
     return report
 
 
+def accepts_the_release_refuses_a_retag(
+    policy: Path, regd: Path, report: dict[str, Any], push: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """A policy that requires the signature accepts every released tag (the list with
+    every image in it: a pull checks them under the list's tag) and every image, and
+    refuses a copy re-tagged by someone without the key: same bytes and digest, but the
+    signature names another tag. Returns that refusal."""
+    out = tmp_path / "pulled"
+    for tag in report["tags"]:
+        accepted = pull(policy, regd, tag["reference"], out, "--all")
+        assert accepted.returncode == 0, accepted.stderr
+    for image in report["images"]:
+        accepted = pull(policy, regd, image["reference"], out)
+        assert accepted.returncode == 0, accepted.stderr
+    amd64 = next(i for i in report["images"] if i["system"] == "x86_64-linux")
+    skopeo_copy(regd, amd64["reference"], f"{push}:latest")
+    refused = pull(policy, regd, f"{push}:latest", out)
+    assert refused.returncode != 0, "a re-tagged image was accepted"
+    return refused
+
+
 def test_a_gpg_signed_release_is_accepted_and_an_unsigned_or_retagged_image_refused(
     repo: Path, rpbuild: RunCli, registry: Registry, gpg_key: GpgKey, tmp_path: Path
 ) -> None:
@@ -228,20 +249,7 @@ def test_a_gpg_signed_release_is_accepted_and_an_unsigned_or_retagged_image_refu
     policy = policy_file(
         tmp_path, push, {"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(gpg_key.public)}
     )
-    out = tmp_path / "pulled"
-    for tag in report["tags"]:
-        accepted = pull(policy, regd, tag["reference"], out, "--all")
-        assert accepted.returncode == 0, accepted.stderr
-    for image in report["images"]:
-        accepted = pull(policy, regd, image["reference"], out)
-        assert accepted.returncode == 0, accepted.stderr
-
-    # Re-tagged by someone without the key: same bytes, same digest, but the signature
-    # names another tag, so the policy refuses it.
-    amd64 = next(i for i in report["images"] if i["system"] == "x86_64-linux")
-    skopeo_copy(regd, amd64["reference"], f"{push}:latest")
-    refused = pull(policy, regd, f"{push}:latest", out)
-    assert refused.returncode != 0
+    refused = accepts_the_release_refuses_a_retag(policy, regd, report, push, tmp_path)
     assert "not accepted" in refused.stderr or "rejected" in refused.stderr, refused.stderr
 
     # An unsigned release into the same repository: refused by the policy and by
@@ -252,7 +260,7 @@ def test_a_gpg_signed_release_is_accepted_and_an_unsigned_or_retagged_image_refu
     )  # fmt: skip
     assert unsigned.returncode == 0, unsigned.stderr
     assert json.loads((reports / "2.0.1" / "release.json").read_text())["signing"] is None
-    refused = pull(policy, regd, f"{push}:2.0.1-debug", out)
+    refused = pull(policy, regd, f"{push}:2.0.1-debug", tmp_path / "pulled")
     assert refused.returncode != 0
     assert "signature" in refused.stderr.lower(), refused.stderr
     failed = rpbuild(
@@ -339,23 +347,13 @@ def test_a_sigstore_signed_release_is_accepted_and_an_unsigned_image_refused(
     )  # fmt: skip
     assert verified.returncode == 0, verified.stderr
     policy = policy_file(tmp_path, push, {"type": "sigstoreSigned", "keyPath": str(public)})
-    out = tmp_path / "pulled"
-    for tag in report["tags"]:
-        accepted = pull(policy, regd, tag["reference"], out, "--all")
-        assert accepted.returncode == 0, accepted.stderr
-    for image in report["images"]:
-        accepted = pull(policy, regd, image["reference"], out)
-        assert accepted.returncode == 0, accepted.stderr
-    amd64 = next(i for i in report["images"] if i["system"] == "x86_64-linux")
-    skopeo_copy(regd, amd64["reference"], f"{push}:latest")
-    refused = pull(policy, regd, f"{push}:latest", out)
-    assert refused.returncode != 0, "a re-tagged image was accepted"
+    accepts_the_release_refuses_a_retag(policy, regd, report, push, tmp_path)
     unsigned = release(
         rpbuild, repo, {}, "3.0.1", "--profile", "debug", "--push", push,
         "--report", str(reports / "3.0.1"),
     )  # fmt: skip
     assert unsigned.returncode == 0, unsigned.stderr
-    refused = pull(policy, regd, f"{push}:3.0.1-debug", out)
+    refused = pull(policy, regd, f"{push}:3.0.1-debug", tmp_path / "pulled")
     assert refused.returncode != 0, "an unsigned image was accepted"
 
 
