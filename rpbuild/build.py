@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from rpbuild import engine as engines
 from rpbuild.errors import EngineError, Interrupted, ProfileError, ProjectError, RpbuildError
 from rpbuild.fsutil import is_stream_script, make_dirs, sweep_temporaries, write_if_changed
 from rpbuild.memo import ImageResult
+from rpbuild.notify import Notify, quiet
 from rpbuild.profiles import Profile, display_path, name_length_problem, select
 from rpbuild.project import SETTINGS_FILE, SYSTEMS, Project
 from rpbuild.render import ENTRYPOINT_TEMPLATE, FLAKE_TEMPLATE, render_flake, write_flake
@@ -41,12 +42,6 @@ from rpbuild.state import (
 
 FINGERPRINT_LABEL = memo.FINGERPRINT_LABEL
 BUILD_INFO = "rpbuild-build.json"
-
-Notify = Callable[[str], None]
-
-
-def quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -251,7 +246,7 @@ def build_image(
     options: BuildOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> ImageResult:
     """Build one profile's image and load it, unless the engine already holds it.
 
@@ -273,7 +268,7 @@ def _build_image(
     options: BuildOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> ImageResult:
     started = time.monotonic()
     check_system(project, options.system)

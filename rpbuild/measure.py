@@ -3,7 +3,7 @@ measure every profile with a single `nix path-info` call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,18 +12,17 @@ from typing import Any
 from rpbuild import memo, nix
 from rpbuild.build import (
     BuildOptions,
-    Notify,
     Prepared,
     check_system,
     locked,
     prepare,
     profile_error,
-    quiet,
     stage,
 )
 from rpbuild.errors import ExitCode, NixError, RpbuildError
 from rpbuild.fsutil import read_cache, write_cache
 from rpbuild.nix import PathInfo
+from rpbuild.notify import Notify, quiet
 from rpbuild.profiles import Profile, display_path, select
 from rpbuild.project import Project
 from rpbuild.sizes import (
@@ -91,7 +90,7 @@ def measuring(
     *,
     no_build: bool = False,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> Iterator[Measured]:
     """Evaluate the profiles' contents (cached), build what is missing and read their
     closure with one `nix path-info`; the staged flake stays valid inside the block."""
@@ -210,7 +209,7 @@ def size_report(
     *,
     no_build: bool = False,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> SizeReport:
     # The inputs' key before anything is read: recorded with the answer only when it
     # is the same afterwards (nothing was edited meanwhile), see rpbuild/memo.py.

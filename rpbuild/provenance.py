@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rpbuild import __version__, nix
 from rpbuild import sbom as sb
-from rpbuild.build import BuildOptions, Notify, quiet
+from rpbuild.build import BuildOptions
 from rpbuild.measure import measuring
+from rpbuild.notify import Notify, quiet
 from rpbuild.project import Project
 from rpbuild.sbom import sha256_hex
 
@@ -180,7 +181,7 @@ def sboms(
     opts: nix.NixOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> dict[tuple[str, str], str]:
     """The SBOM of every built image, by (profile, system); made before anything is
     pushed, so that a release whose SBOM cannot be made pushes nothing."""

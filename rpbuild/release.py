@@ -25,18 +25,17 @@ from rpbuild import __version__, git, lockfile, nix, reference, registry, signin
 from rpbuild import sizes as sz
 from rpbuild.build import (
     BuildOptions,
-    Notify,
     Prepared,
     check_system,
     now_utc,
     prepare,
     profile_error,
-    quiet,
     stage,
 )
 from rpbuild.engine import normalise_id
 from rpbuild.errors import ExitCode, Interrupted, NixError, ProjectError, RpbuildError
 from rpbuild.fsutil import load_json
+from rpbuild.notify import Notify, quiet
 from rpbuild.profiles import CREATED_RE, instant_problem, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
@@ -379,9 +378,7 @@ def _validate(project: Project, options: ReleaseOptions, profiles: Sequence[str]
 # -- building and verifying ---------------------------------------------------------
 
 
-def _rebuild_reason(
-    installable: str, opts: nix.NixOptions, on_log: Callable[[str], None] | None
-) -> str | None:
+def _rebuild_reason(installable: str, opts: nix.NixOptions, on_log: Notify | None) -> str | None:
     """`nix build --rebuild`: None when nix got the same output again, else why not."""
     try:
         nix.build([installable], opts, rebuild=True, on_log=on_log)
@@ -398,7 +395,7 @@ def _verify(
     installable: str,
     opts: nix.NixOptions,
     scratch: Path,
-    on_log: Callable[[str], None] | None,
+    on_log: Notify | None,
 ) -> Verification:
     started = time.monotonic()
     reason = _rebuild_reason(installable, opts, on_log)
@@ -427,7 +424,7 @@ def build_and_verify(
     *,
     keep_archives: bool = True,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> tuple[Prepared, list[BuiltImage]]:
     """Build each (profile, system), write its archive into scratch, and verify it.
 
@@ -492,7 +489,7 @@ def verify(
     opts: nix.NixOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> Verification:
     """Build a profile's image, rebuild it, and compare the image IDs.
 
@@ -881,7 +878,7 @@ def release(
     options: ReleaseOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> ReleaseResult:
     """Check the pins, build and verify every image, push, and write the report."""
     from rpbuild import provenance

@@ -20,15 +20,16 @@ import contextlib
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rpbuild import __version__, lockfile, nix, registry
-from rpbuild.build import BuildOptions, Notify, profile_error, quiet
+from rpbuild.build import BuildOptions, profile_error
 from rpbuild.errors import RpbuildError
 from rpbuild.measure import Measured, cached_eval, measuring
+from rpbuild.notify import Notify, quiet
 from rpbuild.project import Project
 from rpbuild.sizes import split_name
 from rpbuild.state import load_state
@@ -364,7 +365,7 @@ def closures(m: Measured, options: BuildOptions, names: Sequence[str]) -> list[I
 
 
 def _image_id(
-    m: Measured, profile: str, options: BuildOptions, on_log: Callable[[str], None] | None
+    m: Measured, profile: str, options: BuildOptions, on_log: Notify | None
 ) -> tuple[str, str]:
     """The image's ID: what `rpbuild image` recorded for this very build, else streamed
     once into a temporary archive (outside the store) and read."""
@@ -391,7 +392,7 @@ def generate(
     options: BuildOptions,
     *,
     notify: Notify = quiet,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Notify | None = None,
 ) -> str:
     """The SBOM of one profile's image as CycloneDX JSON; builds what is missing."""
     with measuring(project, [profile], options, notify=notify, on_log=on_log) as m:
