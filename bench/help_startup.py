@@ -3,7 +3,7 @@
 
 Why: `--help` (and shell completion, and every typo) should feel instant; rpbuild imports
 its heavy modules (rich, jinja2, nix wrappers) inside the commands and builds only the
-command that runs (cli._keep_only_what_runs). The floor for a typer CLI is importing typer,
+command that runs (fast_start.keep_only_what_runs). The floor for a typer CLI is importing typer,
 so the ratio shows what rpbuild adds on top. Target: at most 1.2x (medians). The slowest
 imports are always listed, from `python -X importtime -m rpbuild --help`.
 """

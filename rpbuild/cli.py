@@ -1,8 +1,9 @@
 """The command line: parse arguments, call the domain modules, print results.
 
-Domain errors become one line on stderr and an exit code here, at the
-boundary, and nowhere else. Heavy modules are imported inside the commands so
-that `rpbuild --help` stays fast.
+Each command declares its own options only; the shared ones (-q, -v, --json, nix's,
+the topology's) come from `rpbuild.options`. Domain errors become one line on stderr
+and an exit code in `main`, at the boundary, and nowhere else. Heavy modules are
+imported inside the commands so that `rpbuild --help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,24 +11,43 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from rpbuild import __version__
+from rpbuild import __version__, fast_start
 from rpbuild.errors import ExitCode, RpbuildError, one_line
+from rpbuild.options import (
+    NIX,
+    RUN,
+    TOPOLOGY,
+    Context,
+    EngineOpt,
+    NixArgs,
+    NixOptionOpt,
+    QuietOpt,
+    RunArgs,
+    SystemOpt,
+    Systems,
+    TagOpt,
+    TlsVerifyOpt,
+    TopologyArgs,
+    VerboseOpt,
+    command,
+    complete_profiles,
+    join_pairs,
+    path_option,
+    print_json,
+    profile_option,
+    set_verbose,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
-    from rich.console import Console
+    from collections.abc import Sequence
 
     from rpbuild.memo import ImageResult
-    from rpbuild.nix import NixOptions
     from rpbuild.profiles import Profile
-    from rpbuild.project import Project
     from rpbuild.topology import Check, Options
 
 app = typer.Typer(
@@ -43,76 +63,7 @@ lock_app = typer.Typer(help="Manage flake.lock.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(lock_app, name="lock")
 
-
-class Context:
-    """The root options; a plain class (no dataclasses import before the command runs)."""
-
-    def __init__(
-        self, project_dir: Path | None, verbose: bool, quiet: bool, as_json: bool = False
-    ) -> None:
-        self.project_dir = project_dir
-        self.verbose = verbose
-        self.quiet = quiet
-        # `profiles --json show`: the group's --json reaches the command
-        self.as_json = as_json
-        self._project: Project | None = None
-
-    def project(self) -> Project:
-        from rpbuild.project import find_project
-
-        if self._project is None:
-            self._project = find_project(self.project_dir)
-        return self._project
-
-    def console(self) -> Console:
-        from rich.console import Console
-
-        return Console(highlight=False, soft_wrap=True)
-
-
-#: Set once a command's body starts: a run that ends without one printed only help.
-_RAN: list[str] = []
-
-
-def _ctx(
-    ctx: typer.Context, *, quiet: bool = False, verbose: bool = False, as_json: bool = False
-) -> Context:
-    """The root options, merged with -q/-v (and a group's --json) given after a command name."""
-    _RAN.append(ctx.info_name or "?")
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Context)
-    obj.quiet = obj.quiet or quiet
-    obj.as_json = obj.as_json or as_json
-    if verbose and not obj.verbose:
-        from rpbuild import process
-
-        obj.verbose = True
-        process.set_verbose(True)
-    return obj
-
-
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as one JSON document (see `format`).")
-]
-#: The `format` of every --json document: rpbuild-KIND/1; a new major number when a key
-#: changes meaning or goes away (new keys may appear in any version).
-JSON_FORMAT_VERSION = 1
-
-
-def _complete_profiles(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Profile names for shell completion: file names only, nothing parsed or built."""
-    from rpbuild.fsutil import profile_files
-    from rpbuild.project import find_project
-
-    root = ctx.find_root().params.get("project")
-    try:
-        project = find_project(Path(root) if root else None)
-        names = [p.stem for p in profile_files(project.profiles_dir)]
-    except (RpbuildError, OSError):
-        return []
-    return sorted(n for n in names if n.startswith(incomplete))
+__all__ = ["app", "join_pairs", "main"]
 
 
 def _show_version(value: bool) -> None:
@@ -143,43 +94,21 @@ def _root(
 ) -> None:
     ctx.obj = Context(project_dir=project, verbose=verbose, quiet=quiet)
     if verbose:
-        from rpbuild import process
-
-        process.set_verbose(True)
+        set_verbose()
 
 
-def _print_json(kind: str, data: Any) -> None:
-    """One JSON document; `format` first, unless the document already names its own."""
-    import json
-
-    if not (isinstance(data, dict) and "format" in data):
-        body = data if isinstance(data, dict) else {"items": data}
-        data = {"format": f"rpbuild-{kind}/{JSON_FORMAT_VERSION}", **body}
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def _load(c: Context) -> tuple[Project, dict[str, Profile]]:
-    project = c.project()
-    return project, project.load_profiles()
-
-
-# --- profiles ---------------------------------------------------------------
+# --- profiles, init, render ---------------------------------------------------------
 
 
 @profiles_app.callback()
-def profiles_list(
-    ctx: typer.Context,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@command()
+def profiles_list(c: Context) -> None:
     """The resolved profiles and their packages, as a table."""
-    c = _ctx(ctx, quiet=quiet, verbose=verbose, as_json=as_json)
-    if ctx.invoked_subcommand is not None:
+    if c.subcommand is not None:
         return
-    _, profiles = _load(c)
+    _, profiles = c.load()
     if c.as_json:
-        _print_json("profiles", {"profiles": {n: p.as_dict() for n, p in profiles.items()}})
+        print_json("profiles", {"profiles": {n: p.as_dict() for n, p in profiles.items()}})
         return
     from rpbuild import views
 
@@ -187,46 +116,37 @@ def profiles_list(
 
 
 @profiles_app.command("show")
+@command()
 def profiles_show(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Profile name.", autocompletion=_complete_profiles)],
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    c: Context,
+    name: Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete_profiles)],
 ) -> None:
     """One profile with its packages and image settings."""
     from rpbuild.profiles import select
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose, as_json=as_json)
-    _, profiles = _load(c)
+    _, profiles = c.load()
     profile = select(profiles, name)
     if c.as_json:
-        _print_json("profile", profile.as_dict())
+        print_json("profile", profile.as_dict())
         return
     from rpbuild import views
 
     views.profile_detail(c.console(), profile)
 
 
-# --- init -------------------------------------------------------------------
-
-
 @app.command()
+@command()
 def init(
-    ctx: typer.Context,
+    c: Context,
     # A str: typer would turn '' into Path('.'), the current directory, without a word.
     directory: Annotated[str, typer.Argument(help="Where to create the project.")] = ".",
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Create a project (profiles, templates, flake.lock) from rpbuild's built-in defaults."""
     from rpbuild.project import init_project
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     created = init_project(directory)
-    if as_json:
-        _print_json("init", {"project": directory, "created": [str(p) for p in created]})
+    if c.as_json:
+        print_json("init", {"project": directory, "created": [str(p) for p in created]})
         return
     for path in created:
         print(f"created {path}")
@@ -234,102 +154,181 @@ def init(
         print(f"next: cd {directory} && rpbuild render && rpbuild image --profile minimal")
 
 
-# --- render -----------------------------------------------------------------
-
-
 @app.command()
+@command()
 def render(
-    ctx: typer.Context,
+    c: Context,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 with a diff when flake.nix is stale.")
     ] = False,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Write flake.nix from the profiles and templates."""
     from rpbuild.errors import CheckFailed
     from rpbuild.render import diff_flake, render_flake, write_flake
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    project, profiles = _load(c)
+    project, profiles = c.load()
     rendered = render_flake(project, profiles)
+    flake = str(project.flake_path)
     if check:
         diff = diff_flake(project, rendered)
-        if as_json:
+        if c.as_json:
             status = "stale" if diff else "up to date"
-            _print_json(
-                "render", {"flake": str(project.flake_path), "status": status, "diff": diff or None}
-            )
+            print_json("render", {"flake": flake, "status": status, "diff": diff or None})
         elif diff:
             sys.stdout.write(diff)
         if diff:
             raise CheckFailed(
-                f"{project.flake_path}: not what the profiles and templates produce; "
-                "run `rpbuild render`"
+                f"{flake}: not what the profiles and templates produce; run `rpbuild render`"
             )
-        if not c.quiet and not as_json:
-            print(f"{project.flake_path}: up to date")
+        if not c.quiet and not c.as_json:
+            print(f"{flake}: up to date")
         return
-    changed = write_flake(project, rendered)
-    status = "written" if changed else "up to date"
-    if as_json:
-        _print_json("render", {"flake": str(project.flake_path), "status": status, "diff": None})
+    status = "written" if write_flake(project, rendered) else "up to date"
+    if c.as_json:
+        print_json("render", {"flake": flake, "status": status, "diff": None})
     elif not c.quiet:
-        print(f"{project.flake_path}: {status}")
+        print(f"{flake}: {status}")
 
 
-# --- two-peer topology ------------------------------------------------------
+# --- image, sizes, sbom ----------------------------------------------------------------
 
-TopologyProfileOpt = Annotated[
-    str,
-    typer.Option(
-        "--profile",
-        "-p",
-        help="Profile of both peers' image (needs wg and ping).",
-        autocompletion=_complete_profiles,
-    ),
-]
-IpFamilies = Literal["4", "6", "dual"]
-IpOpt = Annotated[
-    IpFamilies,
-    typer.Option("--ip", help="Address families in the tunnel and between peers."),
-]
-UserspaceOpt = Annotated[
-    bool,
-    typer.Option(
-        "--userspace-wireguard",
-        help="Run WireGuard in userspace: the entrypoint starts wireguard-go as the device "
-        "before rp (needs a profile with wireguard-go; the containers get /dev/net/tun). "
-        "For hosts without the WireGuard kernel module.",
-    ),
-]
-RekeyOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--standin-rekey-seconds",
-        envvar="RPBUILD_STANDIN_REKEY_SECONDS",
-        help="Images built from the test stand-in rosenpass only: its rekey interval "
-        "(ROSENPASS_STANDIN_REKEY_SECONDS in the containers; `test` waits for it). "
-        "The real rosenpass rekeys after 120/130 s.",
-        show_default=False,
-    ),
-]
-Subnet4Opt = Annotated[
-    str | None,
-    typer.Option("--subnet4", help="Private IPv4 subnet of the bridge between the peers."),
-]
-Subnet6Opt = Annotated[
-    str | None,
-    typer.Option("--subnet6", help="IPv6 subnet (in fd00::/8) of the bridge between the peers."),
-]
-TopologyTagOpt = Annotated[
-    str | None, typer.Option("--tag", help="Image reference (default: rosenpass:PROFILE).")
-]
-NameOpt = Annotated[str, typer.Option("--name", help="Compose project name of the topology.")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for the tunnel to come up.")
-]
+
+@app.command()
+@command(NIX)
+def image(
+    c: Context,
+    profile: Annotated[str, profile_option("Profile to build.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    engine: EngineOpt = None,
+    tag: TagOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
+    *,
+    nix: NixArgs,
+) -> None:
+    """Build a profile's image with nix and load it into Docker or Podman."""
+    from rpbuild import memo, views
+
+    if not force:  # a repeat run: one `image inspect` when nothing changed
+        cached = memo.cached_image(
+            c.project(), profile=profile, system=system, engine=engine, tag=tag,
+            overrides=nix.overrides(),
+        )  # fmt: skip
+        if cached is not None:
+            _image_result(c, cached)
+            fast_start.exit_now()
+    from rpbuild.build import BuildOptions, build_image
+
+    opts = BuildOptions(system=system, engine=engine, tag=tag, force=force, nix=nix.options())
+    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+        result = build_image(c.project(), profile, opts, notify=shown.notify, on_log=shown.on_log)
+    _image_result(c, result)
+
+
+def _image_result(c: Context, result: ImageResult) -> None:
+    from rpbuild import views
+
+    if c.as_json:
+        print_json("image", result.as_dict())
+    else:
+        views.image_result(sys.stdout, result)
+
+
+@app.command()
+@command(NIX)
+def sizes(
+    c: Context,
+    profile: Annotated[
+        list[str] | None, profile_option("Profile(s) to measure (default: all).")
+    ] = None,
+    system: SystemOpt = "x86_64-linux",
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="A Markdown table for release notes.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when a profile is over its budget.")
+    ] = False,
+    compare: Annotated[
+        Path | None, path_option("--compare", "OLD.json", "Diff against an earlier --json report.")
+    ] = None,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Fail instead of building what is missing.")
+    ] = False,
+    *,
+    nix: NixArgs,
+) -> None:
+    """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
+    from rpbuild import memo, views
+    from rpbuild import sizes as sz
+    from rpbuild.errors import CheckFailed
+
+    if c.as_json and markdown:
+        raise RpbuildError("--json and --markdown exclude each other")
+    old = sz.load_baseline(compare, system) if compare is not None else None
+    nix_opts = nix.options()
+    # A repeat run with everything built: the one `nix path-info` call.
+    report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
+    repeat = report is not None
+    if report is None:
+        from rpbuild.build import BuildOptions
+        from rpbuild.measure import size_report
+
+        opts = BuildOptions(system=system, nix=nix_opts)
+        quiet = c.quiet or c.as_json or markdown
+        with views.build_progress(sys.stderr, quiet=quiet, verbose=c.verbose) as shown:
+            report = size_report(
+                c.project(),
+                profile or [],
+                opts,
+                no_build=no_build,
+                notify=shown.notify,
+                on_log=shown.on_log,
+            )
+    diff = sz.compare(old, report) if old is not None else None
+    if c.as_json:
+        print_json("sizes", sz.to_json(report))
+    elif markdown:
+        sys.stdout.write(sz.render_markdown(report, diff))
+    else:
+        sz.render_terminal(report, c.console(), diff)
+    if check:
+        violations = sz.check_budgets(report)
+        for violation in violations[1:]:
+            sys.stderr.write(f"rpbuild: error: {violation.message()}\n")
+        if violations:
+            raise CheckFailed(violations[0].message())
+    if repeat:
+        fast_start.exit_now()
+
+
+@app.command()
+@command(NIX, json=False)
+def sbom(
+    c: Context,
+    profile: Annotated[str, profile_option("Profile to describe.")] = "minimal",
+    system: SystemOpt = "x86_64-linux",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write it there (default: stdout)."),
+    ] = None,
+    *,
+    nix: NixArgs,
+) -> None:
+    """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
+    from rpbuild import sbom as sb
+    from rpbuild import views
+    from rpbuild.build import BuildOptions
+    from rpbuild.fsutil import atomic_write
+
+    opts = BuildOptions(system=system, nix=nix.options())
+    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as shown:
+        text = sb.generate(c.project(), profile, opts, notify=shown.notify, on_log=shown.on_log)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(output, text)
+
+
+# --- the two-peer topology ---------------------------------------------------------------
 
 
 def _topology_profile(c: Context, name: str, *, userspace: bool = False) -> Profile:
@@ -338,7 +337,7 @@ def _topology_profile(c: Context, name: str, *, userspace: bool = False) -> Prof
     from rpbuild.compose import missing_tools
     from rpbuild.profiles import select
 
-    _, profiles = _load(c)
+    _, profiles = c.load()
     profile = select(profiles, name)
     missing = missing_tools([p.name for p in profile.packages], userspace=userspace)
     if missing:
@@ -352,69 +351,15 @@ def _topology_profile(c: Context, name: str, *, userspace: bool = False) -> Prof
     return profile
 
 
-def _say(c: Context) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        if not c.quiet:
-            sys.stderr.write(f"{message}\n")
-
-    return say
-
-
 def _show_logs(text: str) -> None:
     if text:
         sys.stderr.write(text)
 
 
-def _topology_prepare(
-    c: Context,
-    profile: str,
-    *,
-    system: str,
-    engine: str | None,
-    tag: str | None,
-    override_input: list[str] | None,
-    builders: str | None,
-    option: list[str] | None,
-    **options: Any,
-) -> tuple[Options, ImageResult]:
-    """Check the topology options, then build (or find up to date) the peers' image.
-
-    The options first: a typo must not cost a build that may take minutes.
-    """
-    from rpbuild import engine as engines
-    from rpbuild import topology, views
-    from rpbuild.build import BuildOptions, build_image
-
-    build = BuildOptions(
-        system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
-    )
-    opts = _topology_options(**options)
-    # What the user typed first (a usage error is one whatever the machine has), then
-    # what the engine must offer.
-    topology.validate_options(opts)
-    _topology_profile(c, profile, userspace=opts.userspace_wireguard)
-    topology.validate_options(opts, engines.detect(build.engine))
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
-        built = build_image(
-            c.project(),
-            profile,
-            build,
-            notify=progress.notify,
-            on_log=progress.on_log,
-        )
-    return opts, built
-
-
 @app.command("compose")
+@command(TOPOLOGY, json=False)
 def compose_file(
-    ctx: typer.Context,
-    profile: TopologyProfileOpt = "with-wireguard",
-    ip: IpOpt = "dual",
-    userspace_wireguard: UserspaceOpt = False,
-    standin_rekey_seconds: RekeyOpt = None,
-    tag: TopologyTagOpt = None,
-    subnet4: Subnet4Opt = None,
-    subnet6: Subnet6Opt = None,
+    c: Context,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -425,25 +370,24 @@ def compose_file(
             help="File format (default: from the -o extension, .yml/.yaml or .json; else json).",
         ),
     ] = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    topology: TopologyArgs,
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
     from rpbuild import compose as cmp
     from rpbuild.build import reference_for
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if output is not None:
         cmp.check_output(output)
     file_format = fmt or cmp.format_for(output)
-    prof = _topology_profile(c, profile, userspace=userspace_wireguard)
+    prof = _topology_profile(c, topology.profile, userspace=topology.userspace_wireguard)
     spec = cmp.TopologySpec(
-        image=reference_for(prof, tag),
-        ip=ip,
-        userspace_wireguard=userspace_wireguard,
-        standin_rekey_seconds=standin_rekey_seconds,
-        subnet4=subnet4 or cmp.DEFAULT_SUBNET4,
-        subnet6=subnet6,  # None: the default for --ip 6 and dual, and none for --ip 4
+        image=reference_for(prof, topology.tag),
+        ip=topology.ip,
+        userspace_wireguard=topology.userspace_wireguard,
+        standin_rekey_seconds=topology.standin_rekey_seconds,
+        subnet4=topology.subnet4 or cmp.DEFAULT_SUBNET4,
+        subnet6=topology.subnet6,  # None: the default for --ip 6 and dual, none for --ip 4
     )
     text = cmp.dump(cmp.document(spec), file_format)
     if output is None:
@@ -457,93 +401,98 @@ def compose_file(
         )
 
 
-def _topology_options(**kwargs: Any) -> Options:
-    from rpbuild.topology import Options
+def _bring_up_image(
+    c: Context,
+    topology: TopologyArgs,
+    run: RunArgs,
+    nix: NixArgs,
+    *,
+    name: str | None,
+    compose_file: Path | None,
+    real_rosenpass: bool = False,
+) -> tuple[Options, ImageResult]:
+    """Check the topology options, then build (or find up to date) the peers' image.
 
-    return Options(**kwargs)
+    The options first: a typo must not cost a build that may take minutes.
+    """
+    from rpbuild import engine as engines
+    from rpbuild import topology as topo
+    from rpbuild import views
+    from rpbuild.build import BuildOptions, build_image
+
+    c.quiet = c.quiet or c.as_json
+    build = BuildOptions(system=run.system, engine=run.engine, tag=topology.tag, nix=nix.options())
+    opts = topo.Options(
+        ip=topology.ip,
+        userspace_wireguard=topology.userspace_wireguard,
+        standin_rekey_seconds=topology.standin_rekey_seconds,
+        subnet4=topology.subnet4,
+        subnet6=topology.subnet6,
+        compose_file=compose_file,
+        name=name,
+        timeout=run.timeout,
+        real_rosenpass=real_rosenpass,
+    )
+    # What the user typed first (a usage error is one whatever the machine has), then
+    # what the engine must offer.
+    topo.validate_options(opts)
+    _topology_profile(c, topology.profile, userspace=opts.userspace_wireguard)
+    topo.validate_options(opts, engines.detect(build.engine))
+    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as shown:
+        built = build_image(
+            c.project(), topology.profile, build, notify=shown.notify, on_log=shown.on_log
+        )
+    return opts, built
 
 
 @app.command("up")
+@command(TOPOLOGY, RUN, NIX)
 def topology_up(
-    ctx: typer.Context,
-    profile: TopologyProfileOpt = "with-wireguard",
-    ip: IpOpt = "dual",
-    userspace_wireguard: UserspaceOpt = False,
-    standin_rekey_seconds: RekeyOpt = None,
-    subnet4: Subnet4Opt = None,
-    subnet6: Subnet6Opt = None,
-    name: NameOpt = "rpbuild",
-    timeout: TimeoutOpt = 90.0,
+    c: Context,
+    name: Annotated[
+        str, typer.Option("--name", help="Compose project name of the topology.")
+    ] = "rpbuild",
     compose: Annotated[
         Path | None,
         typer.Option("--compose-file", help="Run this file (from `rpbuild compose`) instead."),
     ] = None,
-    system: SystemOpt = "x86_64-linux",
-    engine: EngineOpt = None,
-    tag: TopologyTagOpt = None,
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    topology: TopologyArgs,
+    run: RunArgs,
+    nix: NixArgs,
 ) -> None:
     """Build what is missing, start server and client, wait until the tunnel works."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild import topology as topo
 
-    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
-    opts, built = _topology_prepare(
-        c,
-        profile,
-        system=system,
-        engine=engine,
-        tag=tag,
-        override_input=override_input,
-        builders=builders,
-        option=option,
-        ip=ip,
-        userspace_wireguard=userspace_wireguard,
-        standin_rekey_seconds=standin_rekey_seconds,
-        subnet4=subnet4,
-        subnet6=subnet6,
-        compose_file=compose,
-        name=name,
-        timeout=timeout,
-    )
-    topo = topology.up(
+    opts, built = _bring_up_image(c, topology, run, nix, name=name, compose_file=compose)
+    up = topo.up(
         c.project(),
         engines.detect(built.engine),
         built.reference,
         opts,
-        say=_say(c),
+        say=c.notify,
         show_logs=_show_logs,
     )
-    if as_json:
-        _print_json("up", topo.as_dict())
+    if c.as_json:
+        print_json("up", up.as_dict())
         return
-    server, client = (topo.plan.tunnel_addresses(role) for role in ("server", "client"))
+    server, client = (up.plan.tunnel_addresses(role) for role in ("server", "client"))
     tunnel = ", ".join(f"{server[fam]} <-> {client[fam]}" for fam in sorted(server))
-    print(f"topology {topo.name} is up: tunnel {tunnel}")
-    for role, cid in sorted(topo.containers.items()):
+    print(f"topology {up.name} is up: tunnel {tunnel}")
+    for role, cid in sorted(up.containers.items()):
         print(f"  {role}: container {cid[:12]}")
-    print(f"stop it with: rpbuild down --name {topo.name}")
+    print(f"stop it with: rpbuild down --name {up.name}")
 
 
 @app.command("test")
+@command(TOPOLOGY, RUN, NIX)
 def topology_test(
-    ctx: typer.Context,
-    profile: TopologyProfileOpt = "with-wireguard",
-    ip: IpOpt = "dual",
-    userspace_wireguard: UserspaceOpt = False,
-    standin_rekey_seconds: RekeyOpt = None,
-    subnet4: Subnet4Opt = None,
-    subnet6: Subnet6Opt = None,
+    c: Context,
     name: Annotated[
         str | None,
         typer.Option("--name", help="Compose project name (default: a fresh unique one)."),
     ] = None,
-    timeout: TimeoutOpt = 90.0,
     compose: Annotated[
         Path | None,
         typer.Option("--compose-file", help="Test this file (from `rpbuild compose`) instead."),
@@ -557,63 +506,42 @@ def topology_test(
             "The pre-shared-key checks run in any case.",
         ),
     ] = False,
-    system: SystemOpt = "x86_64-linux",
-    engine: EngineOpt = None,
-    tag: TopologyTagOpt = None,
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    topology: TopologyArgs,
+    run: RunArgs,
+    nix: NixArgs,
 ) -> None:
     """Bring the topology up, prove the tunnel both ways and the pre-shared key (and its
     renewal), and always tear it down."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild import topology as topo
 
-    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
-    opts, built = _topology_prepare(
-        c,
-        profile,
-        system=system,
-        engine=engine,
-        tag=tag,
-        override_input=override_input,
-        builders=builders,
-        option=option,
-        ip=ip,
-        userspace_wireguard=userspace_wireguard,
-        standin_rekey_seconds=standin_rekey_seconds,
-        subnet4=subnet4,
-        subnet6=subnet6,
-        compose_file=compose,
-        name=name,
-        timeout=timeout,
-        real_rosenpass=real_rosenpass,
+    as_json = c.as_json
+    opts, built = _bring_up_image(
+        c, topology, run, nix, name=name, compose_file=compose, real_rosenpass=real_rosenpass
     )
     try:
-        checks = topology.test(
+        checks = topo.test(
             c.project(),
             engines.detect(built.engine),
             built.reference,
             opts,
-            say=_say(c),
-            report=_say(c) if as_json else print,
+            say=c.notify,
+            report=c.notify if as_json else print,
             show_logs=_show_logs,
         )
-    except topology.TopologyFailed as exc:
+    except topo.TopologyFailed as exc:
         if as_json:
-            _print_json("test", _test_document(built.reference, exc.checks, passed=False))
+            print_json("test", _test_document(built.reference, exc.checks, passed=False))
         raise
     if as_json:
-        _print_json("test", _test_document(built.reference, checks, passed=True))
+        print_json("test", _test_document(built.reference, checks, passed=True))
         return
     skipped = sum(1 for check in checks if check.skipped)
     print(f"passed: {len(checks) - skipped} checks, {skipped} skipped; nothing left running")
 
 
-def _test_document(image: str, checks: Sequence[Check], *, passed: bool) -> dict[str, Any]:
+def _test_document(image: str, checks: Sequence[Check], *, passed: bool) -> dict[str, object]:
     return {
         "image": image,
         "passed": passed,
@@ -625,152 +553,34 @@ def _test_document(image: str, checks: Sequence[Check], *, passed: bool) -> dict
 
 
 @app.command("down")
+@command()
 def topology_down(
-    ctx: typer.Context,
-    name: NameOpt = "rpbuild",
+    c: Context,
+    name: Annotated[
+        str, typer.Option("--name", help="Compose project name of the topology.")
+    ] = "rpbuild",
     engine: EngineOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Stop the topology `rpbuild up` started and remove its network and key volumes."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild import topology as topo
 
-    c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
-    topology.check_name(name)  # a typo is a usage error, whatever the engine
-    removed = topology.down(c.project(), engines.detect(engine), name, say=_say(c))
-    if as_json:
-        _print_json("down", {"name": name, "stopped": removed})
+    c.quiet = c.quiet or c.as_json
+    topo.check_name(name)  # a typo is a usage error, whatever the engine
+    removed = topo.down(c.project(), engines.detect(engine), name, say=c.notify)
+    if c.as_json:
+        print_json("down", {"name": name, "stopped": removed})
     elif not removed and not c.quiet:
         print(f"topology {name}: nothing to stop")
 
 
-@app.command()
-def sizes(
-    ctx: typer.Context,
-    profile: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--profile",
-            "-p",
-            help="Profile(s) to measure (default: all).",
-            autocompletion=_complete_profiles,
-        ),
-    ] = None,
-    system: SystemOpt = "x86_64-linux",
-    as_json: JsonOpt = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="A Markdown table for release notes.")
-    ] = False,
-    check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 when a profile is over its budget.")
-    ] = False,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare", metavar="OLD.json", help="Diff against an earlier --json report."
-        ),
-    ] = None,
-    no_build: Annotated[
-        bool, typer.Option("--no-build", help="Fail instead of building what is missing.")
-    ] = False,
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
-    from rpbuild import memo, views
-    from rpbuild import sizes as sz
-    from rpbuild.errors import CheckFailed
-
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    if as_json and markdown:
-        raise RpbuildError("--json and --markdown exclude each other")
-    old = sz.load_baseline(compare, system) if compare is not None else None
-    nix_opts = nix_options(override_input, builders, option)
-    # A repeat run with everything built: the one `nix path-info` call.
-    report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
-    repeat = report is not None
-    if report is None:
-        from rpbuild.build import BuildOptions
-        from rpbuild.measure import size_report
-
-        opts = BuildOptions(system=system, nix=nix_opts)
-        with views.build_progress(
-            sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
-        ) as progress:
-            report = size_report(
-                c.project(),
-                profile or [],
-                opts,
-                no_build=no_build,
-                notify=progress.notify,
-                on_log=progress.on_log,
-            )
-    diff = sz.compare(old, report) if old is not None else None
-    if as_json:
-        _print_json("sizes", sz.to_json(report))
-    elif markdown:
-        sys.stdout.write(sz.render_markdown(report, diff))
-    else:
-        sz.render_terminal(report, c.console(), diff)
-    if check:
-        violations = sz.check_budgets(report)
-        for violation in violations[1:]:
-            sys.stderr.write(f"rpbuild: error: {violation.message()}\n")
-        if violations:
-            raise CheckFailed(violations[0].message())
-    if repeat:
-        _exit_now()
+# --- release, verify, lock update ----------------------------------------------------------
 
 
 @app.command()
-def sbom(
-    ctx: typer.Context,
-    profile: Annotated[
-        str,
-        typer.Option(
-            "--profile", "-p", help="Profile to describe.", autocompletion=_complete_profiles
-        ),
-    ] = "minimal",
-    system: SystemOpt = "x86_64-linux",
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write it there (default: stdout)."),
-    ] = None,
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
-    from rpbuild import sbom as sb
-    from rpbuild import views
-    from rpbuild.build import BuildOptions
-    from rpbuild.fsutil import atomic_write
-
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
-        text = sb.generate(
-            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
-        )
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        atomic_write(output, text)
-
-
-# --- release, verify, lock update ---------------------------------------------
-
-
-@app.command()
+@command(NIX)
 def release(
-    ctx: typer.Context,
+    c: Context,
     version: Annotated[
         str | None, typer.Argument(metavar="VERSION", help="Release version, e.g. 1.2.0.")
     ] = None,
@@ -778,13 +588,7 @@ def release(
         str | None, typer.Option("--version", hidden=True, help="Replaced by VERSION.")
     ] = None,
     profile: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--profile",
-            "-p",
-            help="Profile(s) to release (default: all).",
-            autocompletion=_complete_profiles,
-        ),
+        list[str] | None, profile_option("Profile(s) to release (default: all).")
     ] = None,
     system: Annotated[
         list[Systems] | None,
@@ -799,22 +603,17 @@ def release(
         typer.Option("--snapshot", help="Tags end in -SNAPSHOT; a dirty tree is allowed."),
     ] = False,
     report: Annotated[
-        Path | None,
-        typer.Option("--report", metavar="DIR", help="Write the release report into DIR."),
+        Path | None, path_option("--report", "DIR", "Write the release report into DIR.")
     ] = None,
     previous: Annotated[
         Path | None,
-        typer.Option(
+        path_option(
             "--previous",
-            metavar="DIR",
-            help="Earlier report to diff sizes against (default: newest next to DIR).",
+            "DIR",
+            "Earlier report to diff sizes against (default: newest next to DIR).",
         ),
     ] = None,
-    tls_verify: Annotated[
-        bool,
-        typer.Option("--tls-verify/--no-tls-verify", help="Require HTTPS for the registry."),
-    ] = True,
-    override_input: OverrideOpt = None,
+    tls_verify: TlsVerifyOpt = True,
     allow_override_input: Annotated[
         bool,
         typer.Option(
@@ -822,8 +621,6 @@ def release(
             help="Release from overridden inputs without --snapshot (the report says so).",
         ),
     ] = False,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
     sign_by: Annotated[
         str | None,
         typer.Option(
@@ -832,36 +629,31 @@ def release(
     ] = None,
     sign_by_sigstore_private_key: Annotated[
         Path | None,
-        typer.Option(
+        path_option(
             "--sign-by-sigstore-private-key",
-            metavar="FILE",
-            help="Sign every pushed tag with this sigstore key (not Debian 12's skopeo).",
+            "FILE",
+            "Sign every pushed tag with this sigstore key (not Debian 12's skopeo).",
         ),
     ] = None,
     sign_passphrase_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--sign-passphrase-file", metavar="FILE", help="The signing key's passphrase."
-        ),
+        Path | None, path_option("--sign-passphrase-file", "FILE", "The signing key's passphrase.")
     ] = None,
     registries_d: Annotated[
         Path | None,
-        typer.Option(
+        path_option(
             "--registries-d",
-            metavar="DIR",
-            help="skopeo's registries.d (where signatures go; default: the system's).",
+            "DIR",
+            "skopeo's registries.d (where signatures go; default: the system's).",
         ),
     ] = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    nix: NixArgs,
 ) -> None:
     """Build, verify and push every chosen profile from committed pins; write a report."""
     from rpbuild import release as rel
     from rpbuild import views
     from rpbuild.signing import Signing
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if old_version is not None:
         raise RpbuildError(
             "release --version: the version is an argument now, not an option",
@@ -891,15 +683,15 @@ def release(
         report=report,
         previous=previous,
         tls_verify=tls_verify,
-        nix=nix_options(override_input, builders, option),
+        nix=nix.options(),
         allow_override_input=allow_override_input,
         sign=sign,
         invocation=("rpbuild", *sys.argv[1:]),
     )
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
-    if as_json:
-        _print_json("release", result.report)
+    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+        result = rel.release(c.project(), options, notify=shown.notify, on_log=shown.on_log)
+    if c.as_json:
+        print_json("release", result.report)
     else:
         print("\n".join(rel.summary_lines(result)))
     if not result.verified:
@@ -907,39 +699,28 @@ def release(
 
 
 @app.command("verify-release")
+@command()
 def verify_release(
-    ctx: typer.Context,
+    c: Context,
     report: Annotated[Path, typer.Argument(help="A release report directory.")],
     key: Annotated[
-        Path | None,
-        typer.Option("--key", metavar="FILE", help="The GPG public key the tags are signed by."),
+        Path | None, path_option("--key", "FILE", "The GPG public key the tags are signed by.")
     ] = None,
     sigstore_key: Annotated[
         Path | None,
-        typer.Option(
-            "--sigstore-key", metavar="FILE", help="The sigstore public key they are signed by."
-        ),
+        path_option("--sigstore-key", "FILE", "The sigstore public key they are signed by."),
     ] = None,
     policy: Annotated[
-        Path | None,
-        typer.Option("--policy", metavar="FILE", help="Your own containers-policy.json."),
+        Path | None, path_option("--policy", "FILE", "Your own containers-policy.json.")
     ] = None,
     registries_d: Annotated[
-        Path | None,
-        typer.Option("--registries-d", metavar="DIR", help="skopeo's registries.d."),
+        Path | None, path_option("--registries-d", "DIR", "skopeo's registries.d.")
     ] = None,
-    tls_verify: Annotated[
-        bool,
-        typer.Option("--tls-verify/--no-tls-verify", help="Require HTTPS for the registry."),
-    ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    tls_verify: TlsVerifyOpt = True,
 ) -> None:
     """Check a release against its registry: digests, signatures, SBOMs and provenance."""
     from rpbuild import verify_release as vr
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if sum(x is not None for x in (key, sigstore_key, policy)) > 1:
         raise RpbuildError("--key, --sigstore-key and --policy exclude each other")
     options = vr.VerifyOptions(
@@ -951,8 +732,8 @@ def verify_release(
     )
     checks = vr.verify_release(report, options)
     failed = [check for check in checks if not check.ok]
-    if as_json:
-        _print_json(
+    if c.as_json:
+        print_json(
             "verify-release", {"ok": not failed, "checks": [check.as_dict() for check in checks]}
         )
     elif not c.quiet:
@@ -964,34 +745,24 @@ def verify_release(
 
 
 @app.command()
+@command(NIX)
 def verify(
-    ctx: typer.Context,
-    profile: Annotated[
-        str,
-        typer.Option(
-            "--profile", "-p", help="Profile to verify.", autocompletion=_complete_profiles
-        ),
-    ] = "minimal",
+    c: Context,
+    profile: Annotated[str, profile_option("Profile to verify.")] = "minimal",
     system: SystemOpt = "x86_64-linux",
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    nix: NixArgs,
 ) -> None:
     """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
     from rpbuild import release as rel
     from rpbuild import views
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    opts = nix_options(override_input, builders, option)
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
         result = rel.verify(
-            c.project(), profile, system, opts, notify=progress.notify, on_log=progress.on_log
+            c.project(), profile, system, nix.options(), notify=shown.notify, on_log=shown.on_log
         )
-    if as_json:
-        _print_json("verify", result.as_dict())
+    if c.as_json:
+        print_json("verify", result.as_dict())
     elif result.reproducible:
         print(f"{profile} ({system}): reproducible, image {result.image_id}")
     if not result.reproducible:
@@ -999,25 +770,22 @@ def verify(
 
 
 @lock_app.command("update")
+@command()
 def lock_update(
-    ctx: typer.Context,
+    c: Context,
     inputs: Annotated[
         list[str] | None, typer.Argument(metavar="[INPUT]...", help="Inputs (default: all).")
     ] = None,
     option: NixOptionOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Update flake.lock (some or all inputs) and show what changed."""
     from rpbuild import release as rel
     from rpbuild import views
 
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    opts = nix_options(None, None, option)
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
-    if as_json:
+    opts = NixArgs(option=option).options()
+    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+        result = rel.update_lock(c.project(), inputs or [], opts, notify=shown.notify)
+    if c.as_json:
         changes = [
             {
                 "input": ch.path,
@@ -1026,165 +794,12 @@ def lock_update(
             }
             for ch in result.changes
         ]
-        _print_json("lock-update", {"changed": bool(changes), "changes": changes})
+        print_json("lock-update", {"changed": bool(changes), "changes": changes})
         return
     print("\n".join(rel.lock_changes_lines(result)))
 
 
-# Options that take two values, like nix's own; typer takes NAME=VALUE, so the
-# two-word form is joined before parsing.
-_PAIR_OPTIONS = ("--override-input", "--option")
-
-
-def join_pairs(argv: list[str]) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            out.extend(argv[i:])
-            break
-        if arg in _PAIR_OPTIONS and i + 2 < len(argv):
-            first, second = argv[i + 1], argv[i + 2]
-            if "=" not in first and not first.startswith("-") and not second.startswith("-"):
-                out.extend([arg, f"{first}={second}"])
-                i += 3
-                continue
-        out.append(arg)
-        i += 1
-    return out
-
-
-# --- image ------------------------------------------------------------------
-
-System = Literal["x86_64-linux", "aarch64-linux"]  # project.SYSTEMS
-
-
-class Systems(StrEnum):
-    """The systems as an enum: typer takes a list of choices only as one."""
-
-    X86_64 = "x86_64-linux"
-    AARCH64 = "aarch64-linux"
-
-
-SystemOpt = Annotated[System, typer.Option("--system", help="Nix system to build for.")]
-EngineOpt = Annotated[
-    Literal["docker", "podman"] | None,
-    typer.Option("--engine", help="Container engine (default: docker if installed)."),
-]
-OverrideOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--override-input",
-        metavar="INPUT URL",
-        help="Use URL for a flake input, e.g. --override-input rosenpass path:../rosenpass.",
-    ),
-]
-BuildersOpt = Annotated[
-    str | None, typer.Option("--builders", help="Passed to nix: remote builders to use.")
-]
-NixOptionOpt = Annotated[
-    list[str] | None,
-    typer.Option("--option", metavar="NAME VALUE", help="Passed to nix as --option NAME VALUE."),
-]
-
-
-def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
-    from rpbuild.errors import RpbuildError
-
-    out = []
-    for value in values or []:
-        name, sep, rest = value.partition("=")
-        if not sep:
-            raise RpbuildError(f"{option} takes two values: NAME VALUE (got {value!r})")
-        if not name.strip():
-            raise RpbuildError(f"{option}: empty NAME (before {rest!r})")
-        out.append((name, rest))
-    return tuple(out)
-
-
-def nix_options(
-    overrides: list[str] | None, builders: str | None, options: list[str] | None
-) -> NixOptions:
-    from rpbuild.nix import NixOptions
-
-    return NixOptions(
-        overrides=_pairs(overrides, "--override-input"),
-        builders=builders,
-        options=_pairs(options, "--option"),
-    )
-
-
-@app.command()
-def image(
-    ctx: typer.Context,
-    profile: Annotated[
-        str,
-        typer.Option(
-            "--profile", "-p", help="Profile to build.", autocompletion=_complete_profiles
-        ),
-    ] = "minimal",
-    system: SystemOpt = "x86_64-linux",
-    engine: EngineOpt = None,
-    tag: Annotated[
-        str | None, typer.Option("--tag", help="Image reference (default: rosenpass:PROFILE).")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
-    override_input: OverrideOpt = None,
-    builders: BuildersOpt = None,
-    option: NixOptionOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Build a profile's image with nix and load it into Docker or Podman."""
-    from rpbuild import memo, views
-
-    c = _ctx(ctx, quiet=quiet, verbose=verbose)
-    if not force:  # a repeat run: one `image inspect` when nothing changed
-        overrides = _pairs(override_input, "--override-input")
-        cached = memo.cached_image(
-            c.project(), profile=profile, system=system, engine=engine, tag=tag,
-            overrides=overrides,
-        )  # fmt: skip
-        if cached is not None:
-            if as_json:
-                _print_json("image", cached.as_dict())
-            else:
-                views.image_result(sys.stdout, cached)
-            _exit_now()
-    from rpbuild.build import BuildOptions, build_image
-
-    opts = BuildOptions(
-        system=system,
-        engine=engine,
-        tag=tag,
-        force=force,
-        nix=nix_options(override_input, builders, option),
-    )
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = build_image(
-            c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
-        )
-    if as_json:
-        _print_json("image", result.as_dict())
-    else:
-        views.image_result(sys.stdout, result)
-
-
-def _exit_now() -> None:
-    """End a repeat run or a help that succeeded without the interpreter's teardown.
-
-    Tearing down the ~150 modules a typer CLI loads costs about 10 ms of CPU, a tenth
-    of an up-to-date `image` or `sizes` (bench/). Only read-only paths take it (the
-    repeat runs, the help): everything they wrote is flushed or closed, they leave no
-    temporary files, no threads and no atexit work behind.
-    """
-    import os
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+# --- the boundary ----------------------------------------------------------------------------
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -1201,6 +816,8 @@ def _usage_error(exc: typer.TyperException) -> str:
 
 def main() -> None:
     """Entry point: run the app and turn domain errors into exit codes."""
+    from rpbuild.options import RAN
+
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     # A shell without job control starts `rpbuild ... &` with SIGINT ignored; a SIGINT
@@ -1208,7 +825,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = join_pairs(sys.argv[1:])
     if "_RPBUILD_COMPLETE" not in os.environ:  # completion reads its words from the environment
-        _keep_only_what_runs(argv)
+        fast_start.keep_only_what_runs(app, argv)
     try:
         code = app(args=argv, prog_name="rpbuild", standalone_mode=False)
     except RpbuildError as exc:
@@ -1228,78 +845,14 @@ def main() -> None:
 
         if isinstance(exc, NoArgsIsHelpError):  # bare `rpbuild`: the help
             sys.stdout.write(exc.format_message() + "\n")
-            _exit_now()
+            fast_start.exit_now()
         sys.stderr.write(f"rpbuild: error: {one_line(_usage_error(exc))}\n")
         sys.exit(ExitCode.USAGE)
     if code == ExitCode.INTERRUPTED:  # Ctrl-C outside a child: click made it exit 130
         sys.stderr.write("rpbuild: interrupted\n")
-    if code in (0, None) and not _RAN:  # only help was printed: nothing to tear down
-        _exit_now()
+    if code in (0, None) and not RAN:  # only help was printed: nothing to tear down
+        fast_start.exit_now()
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
-
-
-def _command_word(argv: list[str]) -> str | None:
-    """The command argv names (the first word after the root options), if any."""
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--project":
-            i += 2
-            continue
-        if arg == "--":
-            return argv[i + 1] if i + 1 < len(argv) else None
-        if not arg.startswith("-"):
-            return arg
-        i += 1
-    return None
-
-
-def _no_parameters() -> None:
-    """Stands in for a command in the root help, which shows names and summaries only."""
-
-
-def _keep_only_what_runs(argv: list[str]) -> None:
-    """Typer turns every command's signature into click parameters before it parses a
-    word (inspect.signature and type hints for each: about 10 ms, a fifth of `import
-    typer`). Only the command argv names is built; for the root help or a mistyped
-    command, the others keep their name and help but lose their parameters, which
-    that output does not show. tests/test_cli_help.py compares the outputs."""
-    import inspect
-
-    from typer.models import CommandInfo
-
-    word = _command_word(argv)
-    named = [
-        info for info in app.registered_commands if word is not None and word == _name_of(info)
-    ]
-    if named:
-        app.registered_commands[:] = named
-        app.registered_groups[:] = []
-        return
-    if word is not None and any(g.name == word for g in app.registered_groups):
-        app.registered_commands[:] = []
-        app.registered_groups[:] = [g for g in app.registered_groups if g.name == word]
-        return
-    app.registered_commands[:] = [
-        CommandInfo(
-            name=_name_of(info),
-            help=info.help if info.help is not None else inspect.getdoc(info.callback),
-            short_help=info.short_help,
-            epilog=info.epilog,
-            hidden=info.hidden,
-            deprecated=info.deprecated,
-            rich_help_panel=info.rich_help_panel,
-            callback=_no_parameters,
-        )
-        for info in app.registered_commands
-    ]
-
-
-def _name_of(info: Any) -> str:
-    """A command's name as typer derives it (the function's name, `_` as `-`)."""
-    if info.name:
-        return str(info.name)
-    return str(info.callback.__name__).lower().replace("_", "-")
 
 
 def _report(exc: RpbuildError) -> None:

@@ -1,4 +1,4 @@
-"""rpbuild builds only the command it runs (cli._keep_only_what_runs): every help and
+"""rpbuild builds only the command it runs (fast_start.keep_only_what_runs): every help and
 usage error must read exactly as with the whole app built."""
 
 from __future__ import annotations
