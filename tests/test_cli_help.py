@@ -12,11 +12,12 @@ import pytest
 # The whole app, as main() would run it without pruning the commands.
 WHOLE_APP = """
 import sys
+from typer._click.exceptions import NoArgsIsHelpError
 from rpbuild import cli
 try:
     cli.app(args=cli.join_pairs(sys.argv[1:]), prog_name="rpbuild", standalone_mode=False)
 except Exception as exc:
-    if type(exc).__name__ == "NoArgsIsHelpError":
+    if isinstance(exc, NoArgsIsHelpError):
         sys.stdout.write(exc.format_message() + "\\n")
     else:
         sys.stderr.write(f"rpbuild: error: {cli._usage_error(exc)}\\n")
