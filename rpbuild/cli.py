@@ -857,9 +857,10 @@ def release(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build, verify and push every chosen profile from committed pins; write a report."""
-    from rpbuild import release as rel
     from rpbuild import views
-    from rpbuild.signing import Signing
+    from rpbuild.release import model, run
+    from rpbuild.release.report import summary_lines
+    from rpbuild.release.signing import Signing
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if old_version is not None:
@@ -882,7 +883,7 @@ def release(
             "--sign-passphrase-file and --registries-d go with --sign-by or "
             "--sign-by-sigstore-private-key"
         )
-    options = rel.ReleaseOptions(
+    options = model.ReleaseOptions(
         version=version,
         profiles=tuple(profile or ()),
         systems=tuple(str(s) for s in system or ()),
@@ -897,11 +898,11 @@ def release(
         invocation=("rpbuild", *sys.argv[1:]),
     )
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
+        result = run.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
     if as_json:
         _print_json("release", result.report)
     else:
-        print("\n".join(rel.summary_lines(result)))
+        print("\n".join(summary_lines(result)))
     if not result.verified:
         sys.stderr.write("rpbuild: warning: not every image is reproducible (see the report)\n")
 
@@ -937,7 +938,7 @@ def verify_release(
     verbose: VerboseOpt = False,
 ) -> None:
     """Check a release against its registry: digests, signatures, SBOMs and provenance."""
-    from rpbuild import verify_release as vr
+    from rpbuild.release import verify_published as vr
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if sum(x is not None for x in (key, sigstore_key, policy)) > 1:
@@ -981,13 +982,14 @@ def verify(
     verbose: VerboseOpt = False,
 ) -> None:
     """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
-    from rpbuild import release as rel
     from rpbuild import views
+    from rpbuild.release import reproduce
+    from rpbuild.release.model import NotReproducible
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = nix_options(override_input, builders, option)
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.verify(
+        result = reproduce.verify(
             c.project(), profile, system, opts, notify=progress.notify, on_log=progress.on_log
         )
     if as_json:
@@ -995,7 +997,7 @@ def verify(
     elif result.reproducible:
         print(f"{profile} ({system}): reproducible, image {result.image_id}")
     if not result.reproducible:
-        raise rel.NotReproducible(f"{profile} ({system}): not reproducible: {result.reason}")
+        raise NotReproducible(f"{profile} ({system}): not reproducible: {result.reason}")
 
 
 @lock_app.command("update")
@@ -1010,13 +1012,12 @@ def lock_update(
     verbose: VerboseOpt = False,
 ) -> None:
     """Update flake.lock (some or all inputs) and show what changed."""
-    from rpbuild import release as rel
-    from rpbuild import views
+    from rpbuild import lockfile, views
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = nix_options(None, None, option)
     with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
-        result = rel.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
+        result = lockfile.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
     if as_json:
         changes = [
             {
@@ -1028,7 +1029,7 @@ def lock_update(
         ]
         _print_json("lock-update", {"changed": bool(changes), "changes": changes})
         return
-    print("\n".join(rel.lock_changes_lines(result)))
+    print("\n".join(lockfile.lock_changes_lines(result)))
 
 
 # Options that take two values, like nix's own; typer takes NAME=VALUE, so the
