@@ -1,9 +1,12 @@
-"""lockfile.check: a lock nix would misread, or that pins too little, is refused by name."""
+"""flake.lock as data: a lock nix would misread, or that pins too little, is refused by name;
+pins, diffs, and the table `lock update` prints. update_lock against the real nix is in
+tests/integration/test_lock_update.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,7 @@ from rpbuild.errors import ProjectError
 from tests.conftest import REPO
 
 LOCK = REPO / "flake.lock"
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def test_the_projects_lock_passes() -> None:
@@ -56,3 +60,71 @@ def test_a_broken_lock_is_refused_naming_the_file(text: bytes, message: str) -> 
         lockfile.check(Path("flake.lock"), text)
     assert info.value.message.startswith(message), info.value.message
     assert "\n" not in info.value.message
+
+
+def lock(**inputs: dict[str, Any]) -> dict[str, Any]:
+    nodes: dict[str, Any] = {"root": {"inputs": {name: name for name in inputs}}}
+    for name, locked in inputs.items():
+        nodes[name] = {"locked": locked, "original": {}}
+    return {"nodes": nodes, "root": "root", "version": 7}
+
+
+GH = {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "narHash": "sha256-AAAA"}
+
+
+def test_pins_walk_nested_inputs_and_skip_follows() -> None:
+    data = json.loads((DATA / "nix" / "flake-metadata.json").read_text())["locks"]
+    pins = lockfile.pins(data)
+    assert lockfile.direct_inputs(data) == ["nixpkgs", "rosenpass"]
+    assert pins["nixpkgs"].rev == "63143ac2c9186be6d9da6035fa22620018c85932"
+    assert pins["nixpkgs"].date == "2024-01-02"
+    assert pins["nixpkgs"].source == "github:NixOS/nixpkgs"
+    assert pins["rosenpass/fenix"].short == "81ab0b4f7ae9"
+    # fenix's nixpkgs follows rosenpass/nixpkgs: listed once, under rosenpass
+    assert "rosenpass/fenix/nixpkgs" not in pins
+    assert "rosenpass/nixpkgs" in pins
+
+
+def test_diff_reports_changed_new_and_removed_inputs() -> None:
+    old = lock(nixpkgs={**GH, "rev": "a" * 40, "lastModified": 1700000000})
+    new = lock(
+        nixpkgs={**GH, "rev": "b" * 40, "lastModified": 1710000000},
+        rosenpass={"type": "path", "path": "/src/rp", "narHash": "sha256-XYZ0123456789abc"},
+    )
+    changes = {c.path: c for c in lockfile.diff(old, new)}
+    assert set(changes) == {"nixpkgs", "rosenpass"}
+    assert changes["nixpkgs"].old is not None and changes["nixpkgs"].old.short == "a" * 12
+    assert changes["rosenpass"].old is None
+    assert changes["rosenpass"].new is not None
+    assert changes["rosenpass"].new.short == "XYZ012345678"  # no rev: the hash
+    assert lockfile.diff(new, new) == []
+    assert [c.path for c in lockfile.diff(new, old) if c.new is None] == ["rosenpass"]
+
+
+def test_lock_changes_table_and_no_change_message() -> None:
+    old = lock(nixpkgs={**GH, "rev": "a" * 40, "lastModified": 1700000000})
+    new = lock(nixpkgs={**GH, "rev": "b" * 40, "lastModified": 1710000000})
+    result = lockfile.LockUpdate(
+        changes=tuple(lockfile.diff(old, new)), created=False, path=Path("flake.lock")
+    )
+    lines = lockfile.lock_changes_lines(result)
+    assert lines[0] == "flake.lock: updated; 1 input(s) changed"
+    assert lines[1].split() == ["input", "old", "old", "date", "new", "new", "date"]
+    assert lines[2].split() == ["nixpkgs", "a" * 12, "2023-11-14", "b" * 12, "2024-03-09"]
+    same = lockfile.LockUpdate(
+        changes=(), created=False, path=Path("flake.lock"), inputs=("nixpkgs",)
+    )
+    assert lockfile.lock_changes_lines(same) == [
+        "flake.lock: no change (nixpkgs already at the newest revision)"
+    ]
+
+
+def test_broken_lock_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "flake.lock"
+    assert lockfile.read(path) is None
+    path.write_text("{")
+    with pytest.raises(ProjectError, match=r"flake.lock: not valid JSON"):
+        lockfile.read(path)
+    path.write_text("[]")
+    with pytest.raises(ProjectError, match="not a flake lock file"):
+        lockfile.read(path)
