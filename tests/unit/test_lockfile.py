@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from rpbuild import lockfile
-from rpbuild.errors import ProjectError
+from rpbuild.errors import ProjectError, RpbuildError
+from rpbuild.nix import NixOptions
+from rpbuild.project import find_project
 from tests.conftest import REPO
 
 LOCK = REPO / "flake.lock"
@@ -128,3 +130,33 @@ def test_broken_lock_names_the_file(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(ProjectError, match="not a flake lock file"):
         lockfile.read(path)
+
+
+# -- lock update's refusals, before nix is asked -------------------------------------------
+
+
+def test_lock_update_outside_a_project_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rpbuild.nix.lock_update", _never)
+    outside = find_project(start=tmp_path)
+    assert outside.builtin
+    with pytest.raises(ProjectError, match=r"^not in an rpbuild project: `rpbuild lock update`"):
+        lockfile.update_lock(outside, [], NixOptions())
+
+
+def test_lock_update_of_an_unknown_input_is_refused_and_changes_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rpbuild.nix.lock_update", _never)
+    before = (project / "flake.lock").read_bytes()
+    with pytest.raises(RpbuildError) as info:
+        lockfile.update_lock(find_project(project), ["nixpkgs", "nope/x"], NixOptions())
+    assert info.value.message == (
+        f"{project.resolve() / 'flake.lock'}: no flake input 'nope/x' (inputs: nixpkgs, rosenpass)"
+    )
+    assert (project / "flake.lock").read_bytes() == before
+
+
+def _never(*_: object, **__: object) -> None:
+    raise AssertionError("nix was asked")

@@ -84,8 +84,9 @@ def sbom_text(image_id: str) -> str:
     )
 
 
-def write_report(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    data = report()
+def write_report(tmp_path: Path, data: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The report (default: report()) finished by provenance, with its files, in tmp_path."""
+    data = report() if data is None else data
     boms = {(i["profile"], i["system"]): sbom_text(i["image_id"]) for i in data["images"]}
     files = provenance.finish(
         data, boms, invocation=["rpbuild", "release"], started="s", finished="f", signing=None

@@ -180,3 +180,25 @@ def test_a_previous_report_rpbuild_wrote_is_read(tmp_path: Path) -> None:
     (tmp_path / rep.RELEASE_JSON).write_text(json.dumps(doc))
     data, reports = rep.load_previous(tmp_path)
     assert data["version"] == "1.0.0" and list(reports) == ["x86_64-linux"]
+
+
+def test_the_terminal_lines_say_what_was_pushed_or_built_and_where_the_report_is() -> None:
+    tag = {"reference": "r/x:1.0-minimal", "digest": "sha256:d"}
+    pushed: dict[str, Any] = {"version": "1.0", "tags": [tag], "images": []}
+    pushed["signing"] = {"method": "gpg", "key": "ABCD"}
+    result = model.ReleaseResult(pushed, "", Path("reports/1.0"), verified=True)
+    assert rep.summary_lines(result) == [
+        "released 1.0:",
+        "  r/x:1.0-minimal  sha256:d",
+        "every image reproducible",
+        "every tag signed (gpg, ABCD)",
+        "report: reports/1.0 (with the SBOMs and the provenance)",
+    ]
+    image = {"profile": "minimal", "system": "x86_64-linux", "image_id": "sha256:e"}
+    built: dict[str, Any] = {"version": "1.0", "tags": [], "images": [image]}
+    result = model.ReleaseResult(built, "", None, verified=False)
+    assert rep.summary_lines(result) == [
+        "built 1.0 (not pushed: no --push):",
+        "  minimal (x86_64-linux)  sha256:e",
+        "NOT every image reproducible (see the report)",
+    ]
