@@ -264,6 +264,21 @@ def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[C
     return changes
 
 
+def pinned_inputs(
+    lock_bytes: bytes, overrides: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """The flake's direct inputs as flake.lock pins them, and any override used instead:
+    what a release report and an SBOM record of where an image came from."""
+    lock = load_json(lock_bytes)
+    pins_ = pins(lock)
+    override = dict(overrides)
+    return {
+        name: {**pins_[name].as_dict(), "override": override.get(name)}
+        for name in direct_inputs(lock)
+        if name in pins_
+    }
+
+
 # -- lock update ------------------------------------------------------------------
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rpbuild import lockfile
 from rpbuild import sizes as sz
 from rpbuild.errors import RpbuildError
 from rpbuild.fsutil import load_json
@@ -99,17 +98,6 @@ def load_previous(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRepo
         )
     reports = {system: sz.load_report_file(previous / name) for system, name in files.items()}
     return data, reports
-
-
-def pinned_inputs(lock_bytes: bytes, overrides: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    lock = load_json(lock_bytes)
-    pins = lockfile.pins(lock)
-    override = dict(overrides)
-    return {
-        name: {**pins[name].as_dict(), "override": override.get(name)}
-        for name in lockfile.direct_inputs(lock)
-        if name in pins
-    }
 
 
 def _md_code(text: str | None) -> str:

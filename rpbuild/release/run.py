@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rpbuild import __version__, nix
+from rpbuild import __version__, lockfile, nix
 from rpbuild import sizes as sz
 from rpbuild.build import BuildOptions, now_utc
 from rpbuild.notify import Notify, quiet
@@ -34,7 +34,6 @@ from rpbuild.release.report import (
     StagedReport,
     find_previous,
     load_previous,
-    pinned_inputs,
     render_summary,
 )
 from rpbuild.release.reproduce import build_and_verify
@@ -105,7 +104,7 @@ def release(
             },
             "rpbuild_version": __version__,
             "nix_version": str(nix.nix_version()),
-            "inputs": pinned_inputs(pinned.lock_bytes, options.nix.overrides),
+            "inputs": lockfile.pinned_inputs(pinned.lock_bytes, options.nix.overrides),
             "profiles": profiles,
             "systems": systems,
             "images": [],

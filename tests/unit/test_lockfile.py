@@ -160,3 +160,16 @@ def test_lock_update_of_an_unknown_input_is_refused_and_changes_nothing(
 
 def _never(*_: object, **__: object) -> None:
     raise AssertionError("nix was asked")
+
+
+def test_pinned_inputs_are_the_direct_inputs_with_their_overrides() -> None:
+    data = lock(
+        nixpkgs={**GH, "rev": "a" * 40, "lastModified": 1700000000},
+        rosenpass={"type": "path", "path": "/src/rp", "narHash": "sha256-XYZ"},
+    )
+    inputs = lockfile.pinned_inputs(json.dumps(data).encode(), [("rosenpass", "path:/x")])
+    assert list(inputs) == ["nixpkgs", "rosenpass"]
+    assert inputs["nixpkgs"]["rev"] == "a" * 40 and inputs["nixpkgs"]["override"] is None
+    assert inputs["nixpkgs"]["date"] == "2023-11-14"
+    assert inputs["rosenpass"]["override"] == "path:/x"
+    assert inputs["rosenpass"]["nar_hash"] == "sha256-XYZ"

@@ -16,6 +16,10 @@ from rpbuild.sizes import load_report_file
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
+#: Every step of release() after the preflight, by the name run.py calls it under.
+EVERY_STEP = ("check_pinned", "build_and_verify", "check_registry", "push_release", "size_report")
+
+
 def _no_build_past(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     """Make each named step of release() fail the test if it is reached."""
 
@@ -38,14 +42,7 @@ def test_release_refuses_a_bad_report_location_before_anything_is_built(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`release --report FILE/r` once built, verified and pushed, then failed in a traceback."""
-    _no_build_past(
-        monkeypatch,
-        "check_pinned",
-        "build_and_verify",
-        "check_registry",
-        "push_release",
-        "size_report",
-    )
+    _no_build_past(monkeypatch, *EVERY_STEP)
     (tmp_path / "afile").write_text("x")
     options = model.ReleaseOptions(version="1.0.0", report=tmp_path / "afile" / "r")
     with pytest.raises(RpbuildError, match=r"^--report .*/afile/r: .*/afile is not a directory$"):
@@ -93,14 +90,7 @@ def test_push_without_skopeo_is_refused_before_anything_is_built(
     project: Path, monkeypatch: pytest.MonkeyPatch, snapshot: bool
 ) -> None:
     """A snapshot never asked the registry up front, so it found skopeo missing at the push."""
-    _no_build_past(
-        monkeypatch,
-        "check_pinned",
-        "build_and_verify",
-        "check_registry",
-        "push_release",
-        "size_report",
-    )
+    _no_build_past(monkeypatch, *EVERY_STEP)
     monkeypatch.setattr(process, "which", lambda _: None)
     options = model.ReleaseOptions(version="1.0.0", push="r.example/x", snapshot=snapshot)
     with pytest.raises(ToolMissing, match=r"^skopeo is not installed; --push needs it$"):
