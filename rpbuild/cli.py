@@ -650,9 +650,10 @@ def release(
     nix: NixArgs,
 ) -> None:
     """Build, verify and push every chosen profile from committed pins; write a report."""
-    from rpbuild import release as rel
     from rpbuild import views
-    from rpbuild.signing import Signing
+    from rpbuild.release import model, run
+    from rpbuild.release.report import summary_lines
+    from rpbuild.release.signing import Signing
 
     if old_version is not None:
         raise RpbuildError(
@@ -674,7 +675,7 @@ def release(
             "--sign-passphrase-file and --registries-d go with --sign-by or "
             "--sign-by-sigstore-private-key"
         )
-    options = rel.ReleaseOptions(
+    options = model.ReleaseOptions(
         version=version,
         profiles=tuple(profile or ()),
         systems=tuple(str(s) for s in system or ()),
@@ -689,11 +690,11 @@ def release(
         invocation=("rpbuild", *sys.argv[1:]),
     )
     with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
-        result = rel.release(c.project(), options, notify=shown.notify, on_log=shown.on_log)
+        result = run.release(c.project(), options, notify=shown.notify, on_log=shown.on_log)
     if c.as_json:
         print_json("release", result.report)
     else:
-        print("\n".join(rel.summary_lines(result)))
+        print("\n".join(summary_lines(result)))
     if not result.verified:
         sys.stderr.write("rpbuild: warning: not every image is reproducible (see the report)\n")
 
@@ -719,7 +720,7 @@ def verify_release(
     tls_verify: TlsVerifyOpt = True,
 ) -> None:
     """Check a release against its registry: digests, signatures, SBOMs and provenance."""
-    from rpbuild import verify_release as vr
+    from rpbuild.release import verify_published as vr
 
     if sum(x is not None for x in (key, sigstore_key, policy)) > 1:
         raise RpbuildError("--key, --sigstore-key and --policy exclude each other")
@@ -754,11 +755,12 @@ def verify(
     nix: NixArgs,
 ) -> None:
     """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
-    from rpbuild import release as rel
     from rpbuild import views
+    from rpbuild.release import reproduce
+    from rpbuild.release.model import NotReproducible
 
     with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
-        result = rel.verify(
+        result = reproduce.verify(
             c.project(), profile, system, nix.options(), notify=shown.notify, on_log=shown.on_log
         )
     if c.as_json:
@@ -766,7 +768,7 @@ def verify(
     elif result.reproducible:
         print(f"{profile} ({system}): reproducible, image {result.image_id}")
     if not result.reproducible:
-        raise rel.NotReproducible(f"{profile} ({system}): not reproducible: {result.reason}")
+        raise NotReproducible(f"{profile} ({system}): not reproducible: {result.reason}")
 
 
 @lock_app.command("update")
@@ -779,12 +781,11 @@ def lock_update(
     option: NixOptionOpt = None,
 ) -> None:
     """Update flake.lock (some or all inputs) and show what changed."""
-    from rpbuild import release as rel
-    from rpbuild import views
+    from rpbuild import lockfile, views
 
     opts = NixArgs(option=option).options()
     with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
-        result = rel.update_lock(c.project(), inputs or [], opts, notify=shown.notify)
+        result = lockfile.update_lock(c.project(), inputs or [], opts, notify=shown.notify)
     if c.as_json:
         changes = [
             {
@@ -796,7 +797,7 @@ def lock_update(
         ]
         print_json("lock-update", {"changed": bool(changes), "changes": changes})
         return
-    print("\n".join(rel.lock_changes_lines(result)))
+    print("\n".join(lockfile.lock_changes_lines(result)))
 
 
 # --- the boundary ----------------------------------------------------------------------------

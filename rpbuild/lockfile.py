@@ -1,19 +1,29 @@
-"""flake.lock read as data: what each input is pinned to, and what changed between two locks.
+"""flake.lock read as data: what each input is pinned to, and what changed between two locks;
+and `rpbuild lock update`, which changes it.
 
-Pure functions over the lock's JSON, so `rpbuild lock update` and the release report
-can say what an input is pinned to without asking nix (and without the network).
+Reading is pure functions over the lock's JSON, so `rpbuild lock update` and the release
+report can say what an input is pinned to without asking nix (and without the network).
+update_lock imports nix, rendering and the project lock only when it runs: the build
+pipeline imports this module, so this module must not import the pipeline.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rpbuild.errors import ProjectError
+from rpbuild.errors import NixError, ProjectError, RpbuildError
 from rpbuild.fsutil import load_json
+from rpbuild.notify import Notify, quiet
+
+if TYPE_CHECKING:
+    from rpbuild import nix
+    from rpbuild.project import Project
 
 
 @dataclass(frozen=True)
@@ -252,3 +262,119 @@ def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[C
         ):
             changes.append(Change(path=path, old=a, new=b))
     return changes
+
+
+def pinned_inputs(
+    lock_bytes: bytes, overrides: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """The flake's direct inputs as flake.lock pins them, and any override used instead:
+    what a release report and an SBOM record of where an image came from."""
+    lock = load_json(lock_bytes)
+    pins_ = pins(lock)
+    override = dict(overrides)
+    return {
+        name: {**pins_[name].as_dict(), "override": override.get(name)}
+        for name in direct_inputs(lock)
+        if name in pins_
+    }
+
+
+# -- lock update ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockUpdate:
+    changes: tuple[Change, ...]
+    created: bool  # there was no flake.lock before
+    path: Path
+    inputs: tuple[str, ...] = ()  # what was asked for; none: every input
+
+
+def update_lock(
+    project: Project,
+    inputs: Sequence[str],
+    opts: nix.NixOptions,
+    *,
+    notify: Notify = quiet,
+) -> LockUpdate:
+    """`nix flake update` in a private copy; the project's lock is replaced atomically
+    only when nix succeeded, so a failure leaves the old lock as it was."""
+    from rpbuild import nix
+    from rpbuild.fsutil import atomic_write
+    from rpbuild.render import render_flake, write_flake
+    from rpbuild.state import project_lock
+
+    if project.builtin:
+        raise ProjectError(
+            "not in an rpbuild project: `rpbuild lock update` changes a project's flake.lock "
+            "(use --project DIR)"
+        )
+    with project_lock(project.state_dir / "lock"):
+        # Read under the lock: a concurrent update must not make the diff wrong.
+        old = read(project.lock_path)
+        known = direct_inputs(old)
+        for name in inputs:
+            if known and name.split("/", 1)[0] not in known:
+                raise RpbuildError(
+                    f"{project.lock_path}: no flake input '{name}' (inputs: {', '.join(known)})"
+                )
+        if write_flake(project, render_flake(project, project.load_profiles())):
+            notify(f"{project.flake_path}: was stale, re-rendered from the profiles")
+        project.state_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="lock-update-", dir=project.state_dir))
+        try:
+            shutil.copy2(project.flake_path, work / "flake.nix")
+            if project.lock_path.is_file():
+                shutil.copy2(project.lock_path, work / "flake.lock")
+            notify("updating " + (", ".join(inputs) if inputs else "every input"))
+            try:
+                nix.lock_update(work, inputs, opts)
+            except NixError as exc:
+                raise NixError(
+                    f"{project.lock_path}: left as it was: {exc.message}",
+                    argv=exc.argv,
+                    returncode=exc.returncode,
+                    stderr_tail=exc.stderr_tail,
+                    hint=exc.hint,
+                ) from None
+            new = read(work / "flake.lock")
+            if new is None:
+                raise RpbuildError(f"nix wrote no flake.lock for {project.flake_path}")
+            new_bytes = (work / "flake.lock").read_bytes()
+            old_bytes = project.lock_path.read_bytes() if project.lock_path.is_file() else None
+            if new_bytes != old_bytes:
+                atomic_write(project.lock_path, new_bytes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return LockUpdate(
+        changes=tuple(diff(old, new)),
+        created=old is None,
+        path=project.lock_path,
+        inputs=tuple(inputs),
+    )
+
+
+def lock_changes_lines(result: LockUpdate) -> list[str]:
+    """A plain table of the changed inputs: input, old rev and date, new rev and date."""
+    if not result.changes:
+        asked = ", ".join(result.inputs) if result.inputs else "every input"
+        return [f"{result.path}: no change ({asked} already at the newest revision)"]
+    rows = [("input", "old", "old date", "new", "new date")]
+    for change in result.changes:
+        old, new = change.old, change.new
+        rows.append(
+            (
+                change.path,
+                old.short if old else "(new)",
+                (old.date or "–") if old else "",
+                new.short if new else "(removed)",
+                (new.date or "–") if new else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    verb = "created" if result.created else "updated"
+    return [f"{result.path}: {verb}; {len(result.changes)} input(s) changed", *lines]

@@ -31,7 +31,7 @@ from rpbuild.errors import CommandError, ExitCode, RpbuildError, ToolMissing
 from rpbuild.fsutil import is_stream_script
 
 if TYPE_CHECKING:
-    from rpbuild.signing import Signing
+    from rpbuild.release.signing import Signing
 
 SKOPEO_HINT = "install it with `apt-get install skopeo`"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -271,7 +271,7 @@ def copy(
     """`skopeo copy SOURCE docker://DEST`; returns the digest of what was pushed.
 
     A registry source (`docker://...`) gets the same TLS setting as the destination.
-    With sign, skopeo signs what it writes for the identity DEST (see rpbuild.signing).
+    With sign, skopeo signs what it writes for the identity DEST (see rpbuild.release.signing).
     """
     with tempfile.TemporaryDirectory(prefix="rpbuild-skopeo-") as tmp:
         digest_file = Path(tmp) / "digest"

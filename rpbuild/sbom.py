@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
@@ -183,20 +182,6 @@ def closure_of(roots: Sequence[str], infos: Mapping[str, nix.PathInfo]) -> dict[
         seen[path] = info
         stack.extend(ref for ref in info.references if ref not in seen)
     return dict(sorted(seen.items()))
-
-
-def pinned_inputs(
-    lock_bytes: bytes, overrides: Sequence[tuple[str, str]]
-) -> dict[str, dict[str, Any]]:
-    """The flake's direct inputs as flake.lock pins them, and any override used instead."""
-    lock = json.loads(lock_bytes)
-    pins = lockfile.pins(lock)
-    override = dict(overrides)
-    return {
-        name: {**pins[name].as_dict(), "override": override.get(name)}
-        for name in lockfile.direct_inputs(lock)
-        if name in pins
-    }
 
 
 # -- the document -------------------------------------------------------------------
@@ -410,6 +395,6 @@ def image_meta(m: Measured, profile: str, options: BuildOptions, image_id: str) 
         tag=spec.tag,
         image_id=image_id,
         fingerprint=m.fingerprints.get(profile),
-        inputs=pinned_inputs(m.prepared.lock_bytes, options.nix.overrides),
+        inputs=lockfile.pinned_inputs(m.prepared.lock_bytes, options.nix.overrides),
         nix_version=str(nix.nix_version()),
     )

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from rpbuild import release as rel
 from rpbuild.project import find_project
+from rpbuild.release import model, preflight, reproduce, run
 from rpbuild.sizes import load_report_file
 from tests.conftest import ROSENPASS_SOURCE, STANDIN_OVERRIDES, RunCli, commit_all, git
 
@@ -610,11 +610,11 @@ def test_a_report_location_that_cannot_be_made_is_refused_before_anything_is_pus
 
 def test_lock_changed_during_the_build_is_refused(repo: Path) -> None:
     project = find_project(repo)
-    pinned = rel.check_pinned(project, snapshot=False)
-    rel.check_lock_unchanged(project, pinned.lock_bytes)  # unchanged: fine
+    pinned = preflight.check_pinned(project, snapshot=False)
+    preflight.check_lock_unchanged(project, pinned.lock_bytes)  # unchanged: fine
     _lock_modified(repo)
-    with pytest.raises(rel.ReleaseRefused, match=r"flake\.lock: changed during the build"):
-        rel.check_lock_unchanged(project, pinned.lock_bytes)
+    with pytest.raises(model.ReleaseRefused, match=r"flake\.lock: changed during the build"):
+        preflight.check_lock_unchanged(project, pinned.lock_bytes)
 
 
 def test_rpbuild_state_dir_does_not_make_the_tree_dirty(repo: Path) -> None:
@@ -622,7 +622,7 @@ def test_rpbuild_state_dir_does_not_make_the_tree_dirty(repo: Path) -> None:
     commit_all(repo, "no .gitignore")
     (repo / ".rpbuild").mkdir(exist_ok=True)
     (repo / ".rpbuild" / "state.json").write_text("{}")
-    pinned = rel.check_pinned(find_project(repo), snapshot=False)
+    pinned = preflight.check_pinned(find_project(repo), snapshot=False)
     assert pinned.clean and pinned.changes == ()
 
 
@@ -713,7 +713,7 @@ def test_rebuild_detects_a_nondeterministic_build(tmp_path: Path) -> None:
     )
     opts = nix.NixOptions(options=(("substituters", ""),))
     nix.build([f"path:{flake}#nd"], opts)
-    reason = rel._rebuild_reason(f"path:{flake}#nd", opts, None)
+    reason = reproduce._rebuild_reason(f"path:{flake}#nd", opts, None)
     assert reason is not None and "may not be deterministic" in reason
 
 
@@ -723,14 +723,16 @@ def test_an_image_that_does_not_verify_is_not_pushed(
     """As if `nix build --rebuild` had found a different output: no push, unless snapshot."""
     from rpbuild import nix
 
-    monkeypatch.setattr(rel, "_rebuild_reason", lambda *_: "nix build --rebuild: output differs")
+    monkeypatch.setattr(
+        reproduce, "_rebuild_reason", lambda *_: "nix build --rebuild: output differs"
+    )
     pairs = list(zip(STANDIN_OVERRIDES[1::3], STANDIN_OVERRIDES[2::3], strict=True))
     opts = nix.NixOptions(
         overrides=tuple(p for p in pairs if p[0] != "substituters"),
         options=(("substituters", ""),),
     )
     push = f"{registry.host}/unverified/rosenpass"
-    options = rel.ReleaseOptions(
+    options = model.ReleaseOptions(
         version="3.0.0",
         profiles=("minimal",),
         push=push,
@@ -740,12 +742,14 @@ def test_an_image_that_does_not_verify_is_not_pushed(
         allow_override_input=True,
     )
     project = find_project(repo)
-    with pytest.raises(rel.NotReproducible, match=r"minimal \(x86_64-linux\) is not reproducible"):
-        rel.release(project, options)
+    with pytest.raises(
+        model.NotReproducible, match=r"minimal \(x86_64-linux\) is not reproducible"
+    ):
+        run.release(project, options)
     assert "unverified/rosenpass" not in registry.catalog()
     assert not (tmp_path / "r1").exists()
 
-    result = rel.release(project, replace(options, snapshot=True, report=tmp_path / "r2"))
+    result = run.release(project, replace(options, snapshot=True, report=tmp_path / "r2"))
     assert result.verified is False
     report = json.loads((tmp_path / "r2" / "release.json").read_text())
     assert report["verified"] is False

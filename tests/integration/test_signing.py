@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from rpbuild import sbom, signing
+from rpbuild import sbom
+from rpbuild.release import signing
 from tests.conftest import STANDIN_OVERRIDES, RunCli, commit_all, git
 from tests.integration.test_release import REGISTRY_BIN, Registry, _serve
 

@@ -6,7 +6,7 @@ per-architecture image; the image IDs when nothing was pushed), its resolved
 dependencies the flake inputs as flake.lock pins them (revision and NAR hash) and the
 project's own commit, its builder the nix and rpbuild versions, and the exact command
 line. It is written, not signed: the images' signatures (GPG or sigstore, see
-`rpbuild.signing`) and the report's checksums in release.json tie them together.
+`rpbuild.release.signing`) and the report's checksums in release.json tie them together.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rpbuild.project import Project
 from rpbuild.sbom import sha256_hex
 
 if TYPE_CHECKING:
-    from rpbuild.release import BuiltImage
+    from rpbuild.release.model import BuiltImage
 
 FILE_NAME = "provenance.intoto.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpbuild import provenance, registry, signing
+from rpbuild import registry
 from rpbuild.errors import ExitCode, RpbuildError
-
-RELEASE_JSON = "release.json"
+from rpbuild.release import provenance, signing
+from rpbuild.release.report import RELEASE_JSON
 
 
 class VerifyFailed(RpbuildError):
