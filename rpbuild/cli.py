@@ -181,9 +181,9 @@ def profiles_list(
     if c.as_json:
         _print_json("profiles", {"profiles": {n: p.as_dict() for n, p in profiles.items()}})
         return
-    from rpbuild import views
+    from rpbuild.views.profiles import profiles_table
 
-    views.profiles_table(c.console(), list(profiles.values()))
+    profiles_table(c.console(), list(profiles.values()))
 
 
 @profiles_app.command("show")
@@ -203,9 +203,9 @@ def profiles_show(
     if c.as_json:
         _print_json("profile", profile.as_dict())
         return
-    from rpbuild import views
+    from rpbuild.views.profiles import profile_detail
 
-    views.profile_detail(c.console(), profile)
+    profile_detail(c.console(), profile)
 
 
 # --- init -------------------------------------------------------------------
@@ -382,8 +382,9 @@ def _topology_prepare(
     The options first: a typo must not cost a build that may take minutes.
     """
     from rpbuild import engine as engines
-    from rpbuild import topology, views
+    from rpbuild import topology
     from rpbuild.build import BuildOptions, build_image
+    from rpbuild.views.progress import build_progress
 
     build = BuildOptions(
         system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
@@ -394,7 +395,7 @@ def _topology_prepare(
     topology.validate_options(opts)
     _topology_profile(c, profile, userspace=opts.userspace_wireguard)
     topology.validate_options(opts, engines.detect(build.engine))
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
         built = build_image(
             c.project(),
             profile,
@@ -682,7 +683,7 @@ def sizes(
     verbose: VerboseOpt = False,
 ) -> None:
     """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
-    from rpbuild import memo, views
+    from rpbuild import memo
     from rpbuild import sizes as sz
     from rpbuild.errors import CheckFailed
 
@@ -697,9 +698,10 @@ def sizes(
     if report is None:
         from rpbuild.build import BuildOptions
         from rpbuild.measure import size_report
+        from rpbuild.views.progress import build_progress
 
         opts = BuildOptions(system=system, nix=nix_opts)
-        with views.build_progress(
+        with build_progress(
             sys.stderr, quiet=c.quiet or as_json or markdown, verbose=c.verbose
         ) as progress:
             report = size_report(
@@ -749,13 +751,13 @@ def sbom(
 ) -> None:
     """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
     from rpbuild import sbom as sb
-    from rpbuild import views
     from rpbuild.build import BuildOptions
     from rpbuild.fsutil import atomic_write
+    from rpbuild.views.progress import build_progress
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = BuildOptions(system=system, nix=nix_options(override_input, builders, option))
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as progress:
         text = sb.generate(
             c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
         )
@@ -858,8 +860,8 @@ def release(
 ) -> None:
     """Build, verify and push every chosen profile from committed pins; write a report."""
     from rpbuild import release as rel
-    from rpbuild import views
     from rpbuild.signing import Signing
+    from rpbuild.views.progress import build_progress
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if old_version is not None:
@@ -896,7 +898,7 @@ def release(
         sign=sign,
         invocation=("rpbuild", *sys.argv[1:]),
     )
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.release(c.project(), options, notify=progress.notify, on_log=progress.on_log)
     if as_json:
         _print_json("release", result.report)
@@ -982,11 +984,11 @@ def verify(
 ) -> None:
     """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
     from rpbuild import release as rel
-    from rpbuild import views
+    from rpbuild.views.progress import build_progress
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = nix_options(override_input, builders, option)
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.verify(
             c.project(), profile, system, opts, notify=progress.notify, on_log=progress.on_log
         )
@@ -1011,11 +1013,11 @@ def lock_update(
 ) -> None:
     """Update flake.lock (some or all inputs) and show what changed."""
     from rpbuild import release as rel
-    from rpbuild import views
+    from rpbuild.views.progress import build_progress
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     opts = nix_options(None, None, option)
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = rel.update_lock(c.project(), inputs or [], opts, notify=progress.notify)
     if as_json:
         changes = [
@@ -1138,7 +1140,8 @@ def image(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build a profile's image with nix and load it into Docker or Podman."""
-    from rpbuild import memo, views
+    from rpbuild import memo
+    from rpbuild.views.image import image_result
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if not force:  # a repeat run: one `image inspect` when nothing changed
@@ -1151,9 +1154,10 @@ def image(
             if as_json:
                 _print_json("image", cached.as_dict())
             else:
-                views.image_result(sys.stdout, cached)
+                image_result(sys.stdout, cached)
             _exit_now()
     from rpbuild.build import BuildOptions, build_image
+    from rpbuild.views.progress import build_progress
 
     opts = BuildOptions(
         system=system,
@@ -1162,14 +1166,14 @@ def image(
         force=force,
         nix=nix_options(override_input, builders, option),
     )
-    with views.build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
+    with build_progress(sys.stderr, quiet=c.quiet or as_json, verbose=c.verbose) as progress:
         result = build_image(
             c.project(), profile, opts, notify=progress.notify, on_log=progress.on_log
         )
     if as_json:
         _print_json("image", result.as_dict())
     else:
-        views.image_result(sys.stdout, result)
+        image_result(sys.stdout, result)
 
 
 def _exit_now() -> None:
