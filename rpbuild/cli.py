@@ -686,11 +686,13 @@ def sizes(
     from rpbuild import memo
     from rpbuild import sizes as sz
     from rpbuild.errors import CheckFailed
+    from rpbuild.sizes_json import load_baseline, to_json
+    from rpbuild.views.sizes import render_markdown, render_terminal
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if as_json and markdown:
         raise RpbuildError("--json and --markdown exclude each other")
-    old = sz.load_baseline(compare, system) if compare is not None else None
+    old = load_baseline(compare, system) if compare is not None else None
     nix_opts = nix_options(override_input, builders, option)
     # A repeat run with everything built: the one `nix path-info` call.
     report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
@@ -714,11 +716,11 @@ def sizes(
             )
     diff = sz.compare(old, report) if old is not None else None
     if as_json:
-        _print_json("sizes", sz.to_json(report))
+        _print_json("sizes", to_json(report))
     elif markdown:
-        sys.stdout.write(sz.render_markdown(report, diff))
+        sys.stdout.write(render_markdown(report, diff))
     else:
-        sz.render_terminal(report, c.console(), diff)
+        render_terminal(report, c.console(), diff)
     if check:
         violations = sz.check_budgets(report)
         for violation in violations[1:]:

@@ -40,7 +40,9 @@ from rpbuild.profiles import CREATED_RE, instant_problem, select
 from rpbuild.project import Project
 from rpbuild.render import diff_flake, render_flake
 from rpbuild.signing import Signing
+from rpbuild.sizes_json import load_report_file, to_json
 from rpbuild.state import load_state, project_lock
+from rpbuild.views.sizes import render_markdown
 
 REPORT_FORMAT = "rpbuild-release/1"
 RELEASE_JSON = "release.json"
@@ -696,7 +698,7 @@ def _previous_sizes(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRe
             f"{path}: format: {data.get('format')!r}, not {REPORT_FORMAT!r}; "
             "not a release report this rpbuild wrote"
         )
-    reports = {system: sz.load_report_file(previous / name) for system, name in files.items()}
+    reports = {system: load_report_file(previous / name) for system, name in files.items()}
     return data, reports
 
 
@@ -779,7 +781,7 @@ def render_summary(
     else:
         lines += ["No earlier release report to compare sizes with.", ""]
     for system, size_report in sizes.items():
-        text = sz.render_markdown(size_report, diffs.get(system))
+        text = render_markdown(size_report, diffs.get(system))
         lines.append(text.replace("## Image sizes", f"## Image sizes: {system}", 1).rstrip())
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -916,7 +918,7 @@ def release(
                 on_log=on_log,
             )
             if staged is not None:
-                text = json.dumps(sz.to_json(sizes[system]), indent=2) + "\n"
+                text = json.dumps(to_json(sizes[system]), indent=2) + "\n"
                 staged.write(f"sizes-{system}.json", text)
         diffs = {
             system: sz.compare(previous_sizes[system], sizes[system])

@@ -17,7 +17,8 @@ from rpbuild import release as rel
 from rpbuild.errors import ProjectError, RpbuildError, ToolMissing
 from rpbuild.nix import NixOptions
 from rpbuild.project import Project, find_project
-from rpbuild.sizes import compare, load_report_file
+from rpbuild.sizes import compare
+from rpbuild.sizes_json import load_report_file
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -57,7 +57,13 @@ def test_built_without_a_store_path() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["rpbuild.views", "rpbuild.views.image", "rpbuild.views.progress"],
+    [
+        "rpbuild.views",
+        "rpbuild.views.image",
+        "rpbuild.views.progress",
+        "rpbuild.views.sizes",
+        "rpbuild.sizes_json",
+    ],
 )
 def test_repeat_run_modules_import_no_rich(module: str) -> None:
     """The up-to-date `image` and the repeat `sizes --json` must not pay rich's import
