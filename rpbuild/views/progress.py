@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # rich is imported only by the views that draw (startup time)
     from rich.console import Console, RenderableType
 
 
-class View(Protocol):
-    """A progress sink: a context manager that is called with each stderr line."""
+class NixLogView(Protocol):
+    """A sink for nix's log: a context manager that is called with each stderr line."""
 
     progress: BuildProgress
 
@@ -32,7 +32,7 @@ class View(Protocol):
 
     def message(self, text: str) -> None: ...
 
-    def __enter__(self) -> View: ...
+    def __enter__(self) -> NixLogView: ...
 
     def __exit__(
         self,
@@ -222,7 +222,7 @@ class LiveView(_BaseView):
         self._live.stop()
 
 
-def make_view(stream: IO[str], *, quiet: bool = False, verbose: bool = False) -> View:
+def make_view(stream: IO[str], *, quiet: bool = False, verbose: bool = False) -> NixLogView:
     """Pick the sink: nothing when quiet, a live table on a terminal, plain lines otherwise.
 
     rich is loaded only for the live view: plain and quiet output must not pay its
