@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, Self
 
 from rpbuild.progress import BuildProgress, Event, Verbosity, strip_ansi
 from rpbuild.units import human
@@ -86,7 +86,14 @@ class _BaseView:
     def _show(self, event: Event) -> None:
         """Render one event; the base view shows nothing."""
 
-    def __enter__(self) -> _BaseView:
+    def _start(self) -> None:
+        """Take the terminal, if the view draws on one; the base view needs nothing."""
+
+    def _stop(self) -> None:
+        """Give the terminal back; runs on errors and Ctrl-C too."""
+
+    def __enter__(self) -> Self:
+        self._start()
         return self
 
     def __exit__(
@@ -95,7 +102,7 @@ class _BaseView:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self._stop()
 
 
 class NullView(_BaseView):
@@ -208,16 +215,10 @@ class LiveView(_BaseView):
         elif self.verbose and event.kind == "log":
             self.console.print(Text(event.text, style="dim"))
 
-    def __enter__(self) -> LiveView:
+    def _start(self) -> None:
         self._live.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _stop(self) -> None:
         # Runs on Ctrl-C too: the terminal gets its cursor back, the table is erased.
         self._live.stop()
 
