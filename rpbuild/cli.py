@@ -110,9 +110,9 @@ def profiles_list(c: Context) -> None:
     if c.as_json:
         print_json("profiles", {"profiles": {n: p.as_dict() for n, p in profiles.items()}})
         return
-    from rpbuild import views
+    from rpbuild.views.profiles import profiles_table
 
-    views.profiles_table(c.console(), list(profiles.values()))
+    profiles_table(c.console(), list(profiles.values()))
 
 
 @profiles_app.command("show")
@@ -129,9 +129,9 @@ def profiles_show(
     if c.as_json:
         print_json("profile", profile.as_dict())
         return
-    from rpbuild import views
+    from rpbuild.views.profiles import profile_detail
 
-    views.profile_detail(c.console(), profile)
+    profile_detail(c.console(), profile)
 
 
 @app.command()
@@ -206,7 +206,7 @@ def image(
     nix: NixArgs,
 ) -> None:
     """Build a profile's image with nix and load it into Docker or Podman."""
-    from rpbuild import memo, views
+    from rpbuild import memo
 
     if not force:  # a repeat run: one `image inspect` when nothing changed
         cached = memo.cached_image(
@@ -219,18 +219,18 @@ def image(
     from rpbuild.build import BuildOptions, build_image
 
     opts = BuildOptions(system=system, engine=engine, tag=tag, force=force, nix=nix.options())
-    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         result = build_image(c.project(), profile, opts, notify=shown.notify, on_log=shown.on_log)
     _image_result(c, result)
 
 
 def _image_result(c: Context, result: ImageResult) -> None:
-    from rpbuild import views
-
     if c.as_json:
         print_json("image", result.as_dict())
     else:
-        views.image_result(sys.stdout, result)
+        from rpbuild.views.image import image_result
+
+        image_result(sys.stdout, result)
 
 
 @app.command()
@@ -257,13 +257,14 @@ def sizes(
     nix: NixArgs,
 ) -> None:
     """Closure size of each profile and what each package adds, like `nix path-info -Sh`."""
-    from rpbuild import memo, views
+    from rpbuild import memo
     from rpbuild import sizes as sz
     from rpbuild.errors import CheckFailed
+    from rpbuild.sizes_json import load_baseline, to_json
 
     if c.as_json and markdown:
         raise RpbuildError("--json and --markdown exclude each other")
-    old = sz.load_baseline(compare, system) if compare is not None else None
+    old = load_baseline(compare, system) if compare is not None else None
     nix_opts = nix.options()
     # A repeat run with everything built: the one `nix path-info` call.
     report = memo.cached_sizes(c.project(), profile or [], system, nix_opts)
@@ -273,8 +274,7 @@ def sizes(
         from rpbuild.measure import size_report
 
         opts = BuildOptions(system=system, nix=nix_opts)
-        quiet = c.quiet or c.as_json or markdown
-        with views.build_progress(sys.stderr, quiet=quiet, verbose=c.verbose) as shown:
+        with c.progress(quiet=markdown) as shown:
             report = size_report(
                 c.project(),
                 profile or [],
@@ -285,11 +285,15 @@ def sizes(
             )
     diff = sz.compare(old, report) if old is not None else None
     if c.as_json:
-        print_json("sizes", sz.to_json(report))
+        print_json("sizes", to_json(report))
     elif markdown:
-        sys.stdout.write(sz.render_markdown(report, diff))
+        from rpbuild.views.sizes import render_markdown
+
+        sys.stdout.write(render_markdown(report, diff))
     else:
-        sz.render_terminal(report, c.console(), diff)
+        from rpbuild.views.sizes import render_terminal
+
+        render_terminal(report, c.console(), diff)
     if check:
         violations = sz.check_budgets(report)
         for violation in violations[1:]:
@@ -315,12 +319,11 @@ def sbom(
 ) -> None:
     """A CycloneDX 1.6 SBOM of the image: every store path in it, with hashes and licences."""
     from rpbuild import sbom as sb
-    from rpbuild import views
     from rpbuild.build import BuildOptions
     from rpbuild.fsutil import atomic_write
 
     opts = BuildOptions(system=system, nix=nix.options())
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         text = sb.generate(c.project(), profile, opts, notify=shown.notify, on_log=shown.on_log)
     if output is None:
         sys.stdout.write(text)
@@ -417,7 +420,6 @@ def _bring_up_image(
     """
     from rpbuild import engine as engines
     from rpbuild import topology as topo
-    from rpbuild import views
     from rpbuild.build import BuildOptions, build_image
 
     c.quiet = c.quiet or c.as_json
@@ -438,7 +440,7 @@ def _bring_up_image(
     topo.validate_options(opts)
     _topology_profile(c, topology.profile, userspace=opts.userspace_wireguard)
     topo.validate_options(opts, engines.detect(build.engine))
-    with views.build_progress(sys.stderr, quiet=c.quiet, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         built = build_image(
             c.project(), topology.profile, build, notify=shown.notify, on_log=shown.on_log
         )
@@ -650,7 +652,6 @@ def release(
     nix: NixArgs,
 ) -> None:
     """Build, verify and push every chosen profile from committed pins; write a report."""
-    from rpbuild import views
     from rpbuild.release import model, run
     from rpbuild.release.report import summary_lines
     from rpbuild.release.signing import Signing
@@ -689,7 +690,7 @@ def release(
         sign=sign,
         invocation=("rpbuild", *sys.argv[1:]),
     )
-    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         result = run.release(c.project(), options, notify=shown.notify, on_log=shown.on_log)
     if c.as_json:
         print_json("release", result.report)
@@ -755,11 +756,10 @@ def verify(
     nix: NixArgs,
 ) -> None:
     """Rebuild a profile's image (nix build --rebuild) and compare the image digests."""
-    from rpbuild import views
     from rpbuild.release import reproduce
     from rpbuild.release.model import NotReproducible
 
-    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         result = reproduce.verify(
             c.project(), profile, system, nix.options(), notify=shown.notify, on_log=shown.on_log
         )
@@ -781,10 +781,10 @@ def lock_update(
     option: NixOptionOpt = None,
 ) -> None:
     """Update flake.lock (some or all inputs) and show what changed."""
-    from rpbuild import lockfile, views
+    from rpbuild import lockfile
 
     opts = NixArgs(option=option).options()
-    with views.build_progress(sys.stderr, quiet=c.quiet or c.as_json, verbose=c.verbose) as shown:
+    with c.progress() as shown:
         result = lockfile.update_lock(c.project(), inputs or [], opts, notify=shown.notify)
     if c.as_json:
         changes = [

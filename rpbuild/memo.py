@@ -72,12 +72,21 @@ class ImageResult:
 
 
 def _code_identity() -> str:
-    """rpbuild's own modules by name, size and mtime: an edited checkout is a miss."""
+    """rpbuild's own modules by name, size and mtime: an edited checkout is a miss.
+
+    Subpackages (rpbuild/views/, ...) count too; __pycache__ and _data (the wheel's
+    templates and profiles, which are inputs of their own) are not code.
+    """
     entries = []
-    for entry in sorted(os.scandir(_PACKAGE_DIR), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            st = entry.stat()
-            entries.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    dirs = [""]
+    while dirs:
+        rel = dirs.pop(0)
+        for entry in sorted(os.scandir(_PACKAGE_DIR / rel), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                entries.append(f"{rel}{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+            elif not entry.name.startswith(("_", ".")) and entry.is_dir():
+                dirs.append(f"{rel}{entry.name}/")
     return ";".join(entries)
 
 

@@ -962,7 +962,7 @@ def build(
     nix 2.8 reorders `--json` results (and newer versions do not promise an
     order), so each installable gets its own `nix build`; later ones reuse what
     earlier ones built. on_log receives every internal-json stderr line (feed it
-    to a `rpbuild.progress` view). rebuild passes `--rebuild`: build again and
+    to a `rpbuild.views.progress` view). rebuild passes `--rebuild`: build again and
     compare with the existing output (a reproducibility check).
     """
     opts = opts or NixOptions()

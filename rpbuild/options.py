@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rpbuild.nix import NixOptions
     from rpbuild.profiles import Profile
     from rpbuild.project import Project
+    from rpbuild.views.progress import ProgressDisplay
 
 #: The `format` of every --json document: rpbuild-KIND/1; a new major number when a key
 #: changes meaning or goes away (new keys may appear in any version).
@@ -70,6 +71,14 @@ class Context:
         from rich.console import Console
 
         return Console(highlight=False, soft_wrap=True)
+
+    def progress(self, *, quiet: bool = False) -> ProgressDisplay:
+        """Where a command's progress and nix's log go: nowhere but warnings with -q or
+        --json (or `quiet`, when stdout carries the result)."""
+        from rpbuild.views.progress import build_progress
+
+        quiet = self.quiet or self.as_json or quiet
+        return build_progress(sys.stderr, quiet=quiet, verbose=self.verbose)
 
     def notify(self, message: str) -> None:
         """Progress for a person on stderr; nothing with -q or --json."""

@@ -17,6 +17,8 @@ from rpbuild.errors import RpbuildError
 from rpbuild.fsutil import load_json
 from rpbuild.profiles import CREATED_RE, instant_problem
 from rpbuild.release.model import ReleaseRefused, ReleaseResult
+from rpbuild.sizes_json import load_report_file
+from rpbuild.views.sizes import render_markdown
 
 REPORT_FORMAT = "rpbuild-release/1"
 RELEASE_JSON = "release.json"
@@ -96,7 +98,7 @@ def load_previous(previous: Path) -> tuple[dict[str, Any], dict[str, sz.SizeRepo
             f"{path}: format: {data.get('format')!r}, not {REPORT_FORMAT!r}; "
             "not a release report this rpbuild wrote"
         )
-    reports = {system: sz.load_report_file(previous / name) for system, name in files.items()}
+    reports = {system: load_report_file(previous / name) for system, name in files.items()}
     return data, reports
 
 
@@ -168,7 +170,7 @@ def render_summary(
     else:
         lines += ["No earlier release report to compare sizes with.", ""]
     for system, size_report in sizes.items():
-        text = sz.render_markdown(size_report, diffs.get(system))
+        text = render_markdown(size_report, diffs.get(system))
         lines.append(text.replace("## Image sizes", f"## Image sizes: {system}", 1).rstrip())
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -37,6 +37,7 @@ from rpbuild.release.report import (
     render_summary,
 )
 from rpbuild.release.reproduce import build_and_verify
+from rpbuild.sizes_json import to_json
 
 
 def release(
@@ -82,7 +83,7 @@ def release(
                 on_log=on_log,
             )
             if staged is not None:
-                text = json.dumps(sz.to_json(sizes[system]), indent=2) + "\n"
+                text = json.dumps(to_json(sizes[system]), indent=2) + "\n"
                 staged.write(f"sizes-{system}.json", text)
         diffs = {
             system: sz.compare(previous_sizes[system], sizes[system])

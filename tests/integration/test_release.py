@@ -29,7 +29,7 @@ import pytest
 
 from rpbuild.project import find_project
 from rpbuild.release import model, preflight, reproduce, run
-from rpbuild.sizes import load_report_file
+from rpbuild.sizes_json import load_report_file
 from tests.conftest import ROSENPASS_SOURCE, STANDIN_OVERRIDES, RunCli, commit_all, git
 
 REGISTRY_BIN = "/usr/bin/docker-registry"

@@ -87,3 +87,20 @@ def test_records_are_bounded_and_a_corrupt_memo_is_a_miss(project: Path) -> None
     assert memo.lookup(proj, f"k{memo.MEMO_ENTRIES + 4}") == memo.MEMO_ENTRIES + 4
     (proj.state_dir / memo.MEMO_FILE).write_text("{not json")
     assert memo.lookup(proj, "k70") is None
+
+
+def test_editing_a_module_in_a_subpackage_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "rpbuild"
+    (package / "views").mkdir(parents=True)
+    (package / "__pycache__").mkdir()
+    (package / "cli.py").write_text("x = 1\n")
+    (package / "views" / "image.py").write_text("y = 1\n")
+    monkeypatch.setattr(memo, "_PACKAGE_DIR", package)
+    before = memo._code_identity()
+    assert "cli.py:" in before and "views/image.py:" in before
+    (package / "__pycache__" / "cli.cpython-311.py").write_text("not code\n")
+    assert memo._code_identity() == before
+    (package / "views" / "image.py").write_text("y = 22\n")
+    assert memo._code_identity() != before

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
-
-import pytest
-from rich.console import Console
 
 from rpbuild import progress as pg
 from rpbuild.units import store_name
@@ -138,58 +134,6 @@ def test_store_name_and_strip_ansi() -> None:
     assert pg.strip_ansi("\x1b[35;1mx\x1b[0m") == "x"
 
 
-def test_plain_view_one_line_per_step_no_escapes() -> None:
-    out = io.StringIO()
-    with pg.PlainView(out) as view:
-        for line in lines("internal-json-build-ok.log"):
-            view(line)
-    text = out.getvalue()
-    assert text.splitlines() == [
-        "building rpbuild-hello",
-        "built rpbuild-hello (1/2)",
-        "building rpbuild-app",
-        "built rpbuild-app (2/2)",
-    ]
-    assert "\x1b" not in text and view.progress.builds_done == 2
-
-
-def test_plain_view_verbose_shows_logs_and_failure() -> None:
-    out = io.StringIO()
-    with pg.PlainView(out, verbose=True) as view:
-        for line in lines("internal-json-build-fail.log"):
-            view(line)
-    shown = out.getvalue().splitlines()
-    assert shown[0] == "building rpbuild-fail"
-    assert "rpbuild-fail> log line 30" in shown
-    assert "failed rpbuild-fail" in shown
-    assert "\x1b" not in out.getvalue()
-
-
-def test_nix_warnings_are_shown_once_without_verbose() -> None:
-    warning = json.dumps(
-        {"action": "msg", "level": 1, "msg": "warning: unknown setting 'no-such-option'"}
-    )
-    out = io.StringIO()
-    with pg.PlainView(out) as view:
-        for line in (f"@nix {warning}", f"@nix {warning}", *lines("internal-json-build-ok.log")):
-            view(line)
-        view("warning: Git tree '/x' is dirty")  # a plain line before the JSON log
-        view("warning: not writing modified lock file of flake 'path:/p':")  # overrides do
-        for line in lines("stderr-fetch-locked.txt"):  # retries, then the error
-            view(line)
-    shown = out.getvalue().splitlines()
-    assert shown.count("warning: unknown setting 'no-such-option'") == 1
-    assert "warning: Git tree '/x' is dirty" in shown
-    assert not any("modified lock file" in line or "retrying" in line for line in shown)
-    assert "building rpbuild-hello" in shown
-
-    tty_out = io.StringIO()
-    with pg.LiveView(Console(file=tty_out, force_terminal=True, width=100)) as live:
-        live(f"@nix {warning}")
-        live(f"@nix {warning}")
-    assert pg.strip_ansi(tty_out.getvalue()).count("unknown setting 'no-such-option'") == 1
-
-
 def test_an_interrupted_build_is_not_reported_built() -> None:
     """Ctrl-C stops nix's build activity without counting it done or failed."""
     p = pg.BuildProgress()
@@ -203,68 +147,6 @@ def test_an_interrupted_build_is_not_reported_built() -> None:
         p.feed("@nix " + json.dumps(obj))
     event = p.feed("@nix " + json.dumps({"action": "stop", "id": 7}))
     assert event is None and p.builds_done == 0
-
-
-def test_null_view_is_silent_but_keeps_state(capsys: pytest.CaptureFixture[str]) -> None:
-    with pg.NullView() as view:
-        for line in lines("internal-json-build-fail.log"):
-            view(line)
-    assert capsys.readouterr() == ("", "")
-    assert view.progress.builds_failed == 1
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_make_view_picks_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TERM", "xterm-256color")  # whatever terminal runs the tests
-    assert isinstance(pg.make_view(_Terminal(), quiet=True), pg.NullView)
-    assert isinstance(pg.make_view(io.StringIO()), pg.PlainView)
-    assert isinstance(pg.make_view(_Terminal()), pg.LiveView)
-    monkeypatch.setenv("TERM", "dumb")
-    assert isinstance(pg.make_view(_Terminal()), pg.PlainView)
-
-
-def test_live_view_renders_and_stops() -> None:
-    out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=100)
-    view = pg.LiveView(console)
-    with view:
-        for line in lines("internal-json-build-ok.log"):
-            view(line)
-            if view.progress.running:
-                snapshot = Console(file=io.StringIO(), width=100, record=True)
-                snapshot.print(pg.render_progress(view.progress))
-                assert "rpbuild-" in snapshot.export_text()
-    assert not view._live.is_started
-    assert "built rpbuild-app (2/2)" in out.getvalue()
-
-
-def test_live_view_stops_on_ctrl_c() -> None:
-    console = Console(file=io.StringIO(), force_terminal=True)
-    view = pg.LiveView(console)
-    with pytest.raises(KeyboardInterrupt), view:
-        view(lines("internal-json-build-ok.log")[0])
-        raise KeyboardInterrupt
-    assert not view._live.is_started
-
-
-def test_render_progress_counts() -> None:
-    p = pg.BuildProgress()
-    for line in lines("internal-json-build-fail.log"):
-        p.feed(line)
-        if p.running:
-            break
-    console = Console(file=io.StringIO(), width=100, record=True)
-    console.print(pg.render_progress(p))
-    text = console.export_text()
-    assert "rpbuild-fail" in text and "built 0/1" in text
-    idle = Console(file=io.StringIO(), width=100, record=True)
-    idle.print(pg.render_progress(pg.BuildProgress(download_done=2048, download_expected=4096)))
-    idle_text = idle.export_text()
-    assert "evaluating" in idle_text and "downloaded 2.0 KiB/4.0 KiB" in idle_text
 
 
 def test_counters_add_up_across_nix_calls() -> None:
@@ -282,24 +164,3 @@ def test_counters_add_up_across_nix_calls() -> None:
     p.feed_all(shifted(line, 1 << 40) for line in lines("internal-json-build-fail.log"))
     # nix drops a failed build from `expected` once it counts it as failed
     assert (p.builds_done, p.builds_expected, p.builds_failed) == (2, 2, 1)
-
-
-def test_views_take_status_messages() -> None:
-    out = io.StringIO()
-    plain = pg.PlainView(out)
-    with plain:
-        plain.message("building minimal for x86_64-linux")
-        plain.feed(lines("internal-json-build-ok.log")[0])
-    assert out.getvalue() == "building minimal for x86_64-linux\n"
-
-    quiet = pg.make_view(io.StringIO(), quiet=True)
-    with quiet:
-        for line in lines("internal-json-build-ok.log"):
-            quiet.feed(line)
-    assert quiet.progress.builds_done >= 1  # state kept for error reports, nothing shown
-
-    tty_out = io.StringIO()
-    live = pg.LiveView(Console(file=tty_out, force_terminal=True, width=100))
-    with live:
-        live.message("loading into docker")
-    assert "loading into docker" in tty_out.getvalue()

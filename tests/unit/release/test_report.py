@@ -12,7 +12,8 @@ import pytest
 from rpbuild.errors import RpbuildError
 from rpbuild.release import model
 from rpbuild.release import report as rep
-from rpbuild.sizes import compare, load_report_file
+from rpbuild.sizes import compare
+from rpbuild.sizes_json import load_report_file
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

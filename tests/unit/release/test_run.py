@@ -11,7 +11,7 @@ from rpbuild import nix, process
 from rpbuild.errors import RpbuildError, ToolMissing
 from rpbuild.project import find_project
 from rpbuild.release import model, preflight, run
-from rpbuild.sizes import load_report_file
+from rpbuild.sizes_json import load_report_file
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

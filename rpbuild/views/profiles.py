@@ -1,17 +1,16 @@
-"""Rich renderings shared by the commands; no domain logic here."""
+"""`rpbuild profiles` and `profiles show`: the packages as tables, the settings as lines."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from rpbuild.units import human
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rpbuild.memo import ImageResult
     from rpbuild.profiles import Profile
 
 
@@ -93,52 +92,3 @@ def profile_detail(console: Console, profile: Profile) -> None:
     for key, value in rows:
         line = Text.assemble((f"{key:<12}", "bold"), value)
         console.print(line, soft_wrap=True)
-
-
-class ProgressDisplay:
-    """Messages and nix's log for one command; quiet shows warnings only."""
-
-    def __init__(self, stream: IO[str], *, quiet: bool, verbose: bool) -> None:
-        self.stream = stream
-        self.quiet = quiet
-        self.verbose = verbose
-        self._view: Any = None
-
-    def __enter__(self) -> ProgressDisplay:
-        from rpbuild import progress
-
-        self._view = progress.make_view(self.stream, quiet=self.quiet, verbose=self.verbose)
-        self._view.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._view.__exit__(*exc)
-
-    def notify(self, message: str) -> None:
-        if not self.quiet:
-            self._view.message(message)
-        elif message.startswith("warning:"):
-            self.stream.write(f"rpbuild: {message}\n")
-
-    def on_log(self, line: str) -> None:
-        self._view.feed(line)
-
-
-def build_progress(stream: IO[str], *, quiet: bool, verbose: bool) -> ProgressDisplay:
-    return ProgressDisplay(stream, quiet=quiet, verbose=verbose)
-
-
-def image_result(stream: IO[str], result: ImageResult) -> None:
-    """Plain aligned lines: readable, greppable, and no rich import on the hot path."""
-    status = "up to date" if result.up_to_date else "built and loaded"
-    rows = [
-        ("image id", result.image_id),
-        ("size", human(result.size)),
-        ("system", result.system),
-        ("engine", result.engine),
-        ("time", f"{result.seconds:.2f} s"),
-    ]
-    if result.out_path:
-        rows.append(("store path", result.out_path))
-    stream.write(f"{result.reference}: {status}\n")
-    stream.writelines(f"  {key:<11}{value}\n" for key, value in rows)

@@ -1,4 +1,4 @@
-"""`rpbuild profiles show`: values whole in a pipe, tables fitted only to a terminal."""
+"""rpbuild.views.profiles: `profiles show` whole in a pipe, tables fitted only to a terminal."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rpbuild import views
 from rpbuild.profiles import load_profiles
+from rpbuild.views.profiles import profile_detail, profiles_table
 
-PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES = Path(__file__).resolve().parents[3] / "profiles"
 
 
 def _show(*, terminal: bool) -> str:
@@ -23,7 +23,7 @@ def _show(*, terminal: bool) -> str:
         highlight=False,
         soft_wrap=True,
     )
-    views.profile_detail(console, load_profiles(PROFILES)["debug"])
+    profile_detail(console, load_profiles(PROFILES)["debug"])
     assert console.width == 80  # restored after a piped table
     return out.getvalue()
 
@@ -41,3 +41,18 @@ def test_a_terminal_gets_tables_that_fit_and_whole_settings() -> None:
     assert table and all(len(line) <= 80 for line in table)
     assert "org.opencontainers.image.source=https://github.com/rosenpass/rosenpass" in text
     assert "budget" in text
+
+
+def test_profiles_table_has_one_table_per_profile_with_every_package() -> None:
+    profiles = load_profiles(PROFILES)
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None, highlight=False)
+    profiles_table(console, list(profiles.values()))
+    assert console.width == 80
+    text = out.getvalue()
+    for profile in profiles.values():
+        assert profile.name in text and profile.image.reference in text
+        for pkg in profile.packages:
+            assert pkg.name in text, pkg.name
+    assert "debug, extends with-wireguard: rosenpass:debug" in text
+    assert "…" not in text  # piped: as wide as the content
