@@ -24,7 +24,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from rpbuild import process
 from rpbuild.errors import ExitCode, NixError, ToolMissing
 from rpbuild.fsutil import read_cache, write_cache
+from rpbuild.notify import Notify
 from rpbuild.units import store_name
 
 if TYPE_CHECKING:  # the log decoder is imported by a failure, not by every nix call
@@ -932,7 +933,7 @@ def _run(
     opts: NixOptions,
     *,
     what: str,
-    on_log: Callable[[str], object] | None = None,
+    on_log: Notify | None = None,
 ) -> process.Result:
     """Run nix; a failure becomes the NixError `classify_failure` picks."""
     nix_version()  # ToolMissing with an install hint beats "command not found"
@@ -953,7 +954,7 @@ def build(
     installables: Sequence[str],
     opts: NixOptions | None = None,
     *,
-    on_log: Callable[[str], object] | None = None,
+    on_log: Notify | None = None,
     rebuild: bool = False,
     extra: Sequence[str] = (),
 ) -> list[BuildResult]:

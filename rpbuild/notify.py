@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Notify = Callable[[str], None]
+# object, not None: a callback's result is ignored, so any callable taking a line will do.
+Notify = Callable[[str], object]
 
 
 def quiet(_: str) -> None:

@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
 from rpbuild.errors import CommandError, Interrupted
+from rpbuild.notify import Notify
 
 # `rpbuild -v` logs every command; a flag, not the logging package, which costs the
 # up-to-date paths a few milliseconds to import (bench/).
@@ -92,7 +93,7 @@ def _drain(
     stream: IO[bytes],
     sink: list[str],
     tail: collections.deque[str] | None,
-    on_line: Callable[[str], None] | None,
+    on_line: Notify | None,
 ) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace")
@@ -144,7 +145,7 @@ def run(
     error: type[CommandError] = CommandError,
     check: bool = True,
     env: Mapping[str, str] | None = None,
-    on_stderr_line: Callable[[str], None] | None = None,
+    on_stderr_line: Notify | None = None,
     hint: str | None = None,
     timeout: float | None = None,
 ) -> Result:

@@ -244,7 +244,7 @@ def _is_current(fd: int, path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def project_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[HeldLock]:
+def project_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[HeldLock]:
     """Serialise rpbuild runs in one project; says so when it has to wait.
 
     The lock file is never followed through a symlink (see fsutil): a planted link

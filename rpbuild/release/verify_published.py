@@ -14,13 +14,14 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rpbuild import registry
 from rpbuild.errors import ExitCode, RpbuildError
+from rpbuild.notify import Notify
 from rpbuild.release import provenance, signing
 from rpbuild.release.report import RELEASE_JSON
 
@@ -170,7 +171,7 @@ def verify_release(
     directory: Path,
     options: VerifyOptions,
     *,
-    notify: Callable[[str], None] = lambda _: None,
+    notify: Notify = lambda _: None,
 ) -> list[Check]:
     """Every check, in order; the caller fails when one is not ok."""
     report = load_report(directory)
