@@ -33,7 +33,7 @@ class VerifyFailed(RpbuildError):
 
 
 @dataclass(frozen=True)
-class Check:
+class PublishedCheck:
     subject: str  # a reference or a file in the report
     what: str  # digest, signature, sbom, provenance
     ok: bool
@@ -78,44 +78,48 @@ def _read(directory: Path, name: str) -> str | None:
         return None
 
 
-def check_files(directory: Path, report: Mapping[str, Any]) -> list[Check]:
+def check_files(directory: Path, report: Mapping[str, Any]) -> list[PublishedCheck]:
     """The SBOMs and the provenance: present, unchanged, and about these images."""
-    checks: list[Check] = []
+    checks: list[PublishedCheck] = []
     attest = report.get("attestations")
     if not isinstance(attest, dict):
-        return [Check(RELEASE_JSON, "files", False, "the report records no SBOM or provenance")]
+        return [
+            PublishedCheck(RELEASE_JSON, "files", False, "the report records no SBOM or provenance")
+        ]
     images = {(i["profile"], i["system"]): i for i in report["images"]}
     for entry in attest.get("sboms", []):
         name = entry["file"]
         text = _read(directory, name)
         if text is None:
-            checks.append(Check(name, "sbom", False, "missing from the report"))
+            checks.append(PublishedCheck(name, "sbom", False, "missing from the report"))
             continue
         if provenance.sha256_of(text) != entry["sha256"]:
-            checks.append(Check(name, "sbom", False, "changed since the release"))
+            checks.append(PublishedCheck(name, "sbom", False, "changed since the release"))
             continue
         image = images.get((entry["profile"], entry["system"]))
         try:
             root = json.loads(text)["metadata"]["component"]
             props = {p["name"]: p["value"] for p in root.get("properties", [])}
         except (ValueError, KeyError, TypeError):
-            checks.append(Check(name, "sbom", False, "not a CycloneDX document"))
+            checks.append(PublishedCheck(name, "sbom", False, "not a CycloneDX document"))
             continue
         if image is None or props.get("rpbuild:image_id") != image["image_id"]:
-            checks.append(Check(name, "sbom", False, "describes another image"))
+            checks.append(PublishedCheck(name, "sbom", False, "describes another image"))
             continue
-        checks.append(Check(name, "sbom", True, f"image {image['image_id']}"))
+        checks.append(PublishedCheck(name, "sbom", True, f"image {image['image_id']}"))
     for key in {(i["profile"], i["system"]) for i in report["images"]} - {
         (e["profile"], e["system"]) for e in attest.get("sboms", [])
     }:
-        checks.append(Check(f"{key[0]} ({key[1]})", "sbom", False, "no SBOM in the report"))
+        checks.append(
+            PublishedCheck(f"{key[0]} ({key[1]})", "sbom", False, "no SBOM in the report")
+        )
     prov = attest.get("provenance") or {}
     name = prov.get("file", provenance.FILE_NAME)
     text = _read(directory, name)
     if text is None:
-        checks.append(Check(name, "provenance", False, "missing from the report"))
+        checks.append(PublishedCheck(name, "provenance", False, "missing from the report"))
     elif provenance.sha256_of(text) != prov.get("sha256"):
-        checks.append(Check(name, "provenance", False, "changed since the release"))
+        checks.append(PublishedCheck(name, "provenance", False, "changed since the release"))
     else:
         try:
             statement = json.loads(text)
@@ -129,7 +133,7 @@ def check_files(directory: Path, report: Mapping[str, Any]) -> list[Check]:
         }
         ok = bool(subjects) and subjects == expected
         detail = f"{len(subjects)} subject(s)" if ok else "its subjects are not the pushed digests"
-        checks.append(Check(name, "provenance", ok, detail))
+        checks.append(PublishedCheck(name, "provenance", ok, detail))
     return checks
 
 
@@ -172,7 +176,7 @@ def verify_release(
     options: VerifyOptions,
     *,
     notify: Notify = lambda _: None,
-) -> list[Check]:
+) -> list[PublishedCheck]:
     """Every check, in order; the caller fails when one is not ok."""
     report = load_report(directory)
     for key in (options.gpg_public_key, options.sigstore_public_key, options.policy):
@@ -181,7 +185,7 @@ def verify_release(
     checks = check_files(directory, report)
     refs = _references(report)
     if not refs:
-        checks.append(Check(str(directory), "digest", False, "the release pushed nothing"))
+        checks.append(PublishedCheck(str(directory), "digest", False, "the release pushed nothing"))
         return checks
     tls = options.tls_verify
     with tempfile.TemporaryDirectory(prefix="rpbuild-verify-release-") as tmp_name:
@@ -198,11 +202,11 @@ def verify_release(
             try:
                 raw = registry.raw_manifest(ref, tls_verify=tls)
             except registry.RegistryError as exc:
-                checks.append(Check(ref, "digest", False, exc.message))
+                checks.append(PublishedCheck(ref, "digest", False, exc.message))
                 continue
             served = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
             checks.append(
-                Check(
+                PublishedCheck(
                     ref,
                     "digest",
                     served == digest,
@@ -214,7 +218,7 @@ def verify_release(
             if policy_path is None:
                 continue
             ok, detail = _accepted(ref, kind, policy_path, options, tmp)
-            checks.append(Check(ref, "signature", ok, policy_text if ok else detail))
+            checks.append(PublishedCheck(ref, "signature", ok, policy_text if ok else detail))
     return checks
 
 
