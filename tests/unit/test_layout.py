@@ -32,3 +32,17 @@ def test_every_test_package_is_a_package() -> None:
     """Two test_report.py files in different folders need __init__.py to coexist."""
     folders = {p.parent for p in UNIT.rglob("test_*.py")}
     assert all((folder / "__init__.py").is_file() for folder in folders)
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """Two `BuildProgress`es (or `Check`s) make every import line a question."""
+    import ast
+    from collections import defaultdict
+
+    where = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where[node.name].append(str(path.relative_to(ROOT)))
+    shared = {name: files for name, files in where.items() if len(files) > 1}
+    assert not shared, shared
