@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from rpbuild.nix import NixOptions
     from rpbuild.profiles import Profile
     from rpbuild.project import Project
-    from rpbuild.topology import Check, Options
+    from rpbuild.topology.checks import Check
+    from rpbuild.topology.lifecycle import Options
 
 app = typer.Typer(
     name="rpbuild",
@@ -335,8 +336,8 @@ TimeoutOpt = Annotated[
 def _topology_profile(c: Context, name: str, *, userspace: bool = False) -> Profile:
     """The profile, if its image has what the healthcheck and the checks run (and,
     for --userspace-wireguard, wireguard-go)."""
-    from rpbuild.compose import missing_tools
     from rpbuild.profiles import select
+    from rpbuild.topology.compose import missing_tools
 
     _, profiles = _load(c)
     profile = select(profiles, name)
@@ -382,8 +383,9 @@ def _topology_prepare(
     The options first: a typo must not cost a build that may take minutes.
     """
     from rpbuild import engine as engines
-    from rpbuild import topology, views
+    from rpbuild import views
     from rpbuild.build import BuildOptions, build_image
+    from rpbuild.topology import lifecycle as topology
 
     build = BuildOptions(
         system=system, engine=engine, tag=tag, nix=nix_options(override_input, builders, option)
@@ -429,8 +431,8 @@ def compose_file(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
-    from rpbuild import compose as cmp
     from rpbuild.build import reference_for
+    from rpbuild.topology import compose as cmp
 
     c = _ctx(ctx, quiet=quiet, verbose=verbose)
     if output is not None:
@@ -458,7 +460,7 @@ def compose_file(
 
 
 def _topology_options(**kwargs: Any) -> Options:
-    from rpbuild.topology import Options
+    from rpbuild.topology.lifecycle import Options
 
     return Options(**kwargs)
 
@@ -490,7 +492,7 @@ def topology_up(
 ) -> None:
     """Build what is missing, start server and client, wait until the tunnel works."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild.topology import lifecycle as topology
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
     opts, built = _topology_prepare(
@@ -516,8 +518,8 @@ def topology_up(
         engines.detect(built.engine),
         built.reference,
         opts,
-        say=_say(c),
-        show_logs=_show_logs,
+        notify=_say(c),
+        on_container_logs=_show_logs,
     )
     if as_json:
         _print_json("up", topo.as_dict())
@@ -570,7 +572,7 @@ def topology_test(
     """Bring the topology up, prove the tunnel both ways and the pre-shared key (and its
     renewal), and always tear it down."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild.topology import lifecycle as topology
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
     opts, built = _topology_prepare(
@@ -598,9 +600,9 @@ def topology_test(
             engines.detect(built.engine),
             built.reference,
             opts,
-            say=_say(c),
-            report=_say(c) if as_json else print,
-            show_logs=_show_logs,
+            notify=_say(c),
+            on_check=lambda ch: (_say(c) if as_json else print)(ch.line()),
+            on_container_logs=_show_logs,
         )
     except topology.TopologyFailed as exc:
         if as_json:
@@ -635,11 +637,11 @@ def topology_down(
 ) -> None:
     """Stop the topology `rpbuild up` started and remove its network and key volumes."""
     from rpbuild import engine as engines
-    from rpbuild import topology
+    from rpbuild.topology import lifecycle as topology
 
     c = _ctx(ctx, quiet=quiet or as_json, verbose=verbose)
     topology.check_name(name)  # a typo is a usage error, whatever the engine
-    removed = topology.down(c.project(), engines.detect(engine), name, say=_say(c))
+    removed = topology.down(c.project(), engines.detect(engine), name, notify=_say(c))
     if as_json:
         _print_json("down", {"name": name, "stopped": removed})
     elif not removed and not c.quiet:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.standin_tests import test_standins as standins
+from tests.standin import test_standins as standins
 
 STANDIN = standins.STANDIN / "rosenpass"
 SK_LEN, PK_LEN = 13608, 524160
