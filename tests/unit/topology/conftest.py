@@ -14,6 +14,8 @@ import pytest
 from rpbuild.engine import Engine
 
 ENGINE = Engine(name="docker", binary="/usr/bin/docker")
+DAEMON_DOWN = "Cannot connect to the Docker daemon at unix:///tmp/nonexistent.sock."
+UNREACHABLE = {"": (1, "", DAEMON_DOWN)}  # every command, `docker version` too
 
 
 class FakeClock:

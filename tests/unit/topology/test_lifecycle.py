@@ -22,10 +22,9 @@ from rpbuild.engine import Engine
 from rpbuild.errors import EngineError, RpbuildError, ToolMissing
 from rpbuild.project import Project
 from rpbuild.topology import compose as cmp
-from rpbuild.topology import composetool
 from rpbuild.topology import lifecycle as topo
 from rpbuild.topology.composetool import Compose
-from tests.unit.topology.conftest import ENGINE, FakeClock, FakeEngine
+from tests.unit.topology.conftest import ENGINE, UNREACHABLE, FakeClock, FakeEngine
 
 
 def state(health: str, output: str, status: str = "running") -> topo._State:
@@ -291,30 +290,6 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
 
 
 # --- an engine that cannot be asked is an error, never "nothing there" -------------
-
-DAEMON_DOWN = "Cannot connect to the Docker daemon at unix:///tmp/nonexistent.sock."
-
-
-UNREACHABLE = {"": (1, "", DAEMON_DOWN)}  # every command, `docker version` too
-
-
-def test_a_failing_listing_is_an_error_not_an_empty_project(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    engine = FakeEngine(monkeypatch, tmp_path, UNREACHABLE).engine
-    with pytest.raises(ToolMissing, match="Docker daemon is not running or not reachable"):
-        composetool.leftovers(engine, "rvx")
-    # The daemon answers, the listing fails for another reason: that reason, in one line.
-    answers = {"version": (0, "20.10\n", ""), "": (1, "", "permission denied\n")}
-    engine = FakeEngine(monkeypatch, tmp_path, answers).engine
-    with pytest.raises(EngineError) as info:
-        composetool.leftovers(engine, "rvx")
-    assert info.value.message == "docker ps failed (exit 1): permission denied"
-    with pytest.raises(EngineError, match=r"^docker ps failed"):
-        composetool.containers(engine, "rvx")
-    with pytest.raises(EngineError, match=r"^docker network ls failed"):
-        composetool.network_subnets(engine)
 
 
 @pytest.mark.parametrize("with_state", [True, False])
