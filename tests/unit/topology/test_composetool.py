@@ -45,29 +45,31 @@ def test_the_engine_s_plugin_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert fake.calls == ["compose version"]
 
 
-@pytest.mark.parametrize(
-    ("engine", "tool"), [("docker", "docker-compose"), ("podman", "podman-compose")]
-)
+STANDALONE = [("docker", "docker-compose"), ("podman", "podman-compose")]
+
+
+def without_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str) -> FakeEngine:
+    """An engine whose `compose` subcommand does not exist."""
+    return FakeEngine(
+        monkeypatch, tmp_path, {"compose version": (125, "", "unknown command")}, engine
+    )
+
+
+@pytest.mark.parametrize(("engine", "tool"), STANDALONE)
 def test_without_the_plugin_the_standalone_tool_on_path_is_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str, tool: str
 ) -> None:
     """Debian 12 packages docker-compose 1.29 only."""
-    fake = FakeEngine(
-        monkeypatch, tmp_path, {"compose version": (125, "", "unknown command")}, engine
-    )
+    fake = without_plugin(monkeypatch, tmp_path, engine)
     path = standalone(fake, tool)
     assert composetool.detect(fake.engine).command == (str(path),)
 
 
-@pytest.mark.parametrize(
-    ("engine", "tool"), [("docker", "docker-compose"), ("podman", "podman-compose")]
-)
+@pytest.mark.parametrize(("engine", "tool"), STANDALONE)
 def test_no_compose_at_all_is_one_line_with_its_fix(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str, tool: str
 ) -> None:
-    fake = FakeEngine(
-        monkeypatch, tmp_path, {"compose version": (125, "", "unknown command")}, engine
-    )
+    fake = without_plugin(monkeypatch, tmp_path, engine)
     with pytest.raises(ToolMissing) as info:
         composetool.detect(fake.engine)
     assert info.value.message == f"neither `{engine} compose` nor {tool} is installed"
