@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
     from rpbuild.memo import ImageResult
     from rpbuild.profiles import Profile
-    from rpbuild.topology import Check, Options
+    from rpbuild.topology.checks import Check
+    from rpbuild.topology.lifecycle import Options
 
 app = typer.Typer(
     name="rpbuild",
@@ -337,8 +338,8 @@ def sbom(
 def _topology_profile(c: Context, name: str, *, userspace: bool = False) -> Profile:
     """The profile, if its image has what the healthcheck and the checks run (and,
     for --userspace-wireguard, wireguard-go)."""
-    from rpbuild.compose import missing_tools
     from rpbuild.profiles import select
+    from rpbuild.topology.compose import missing_tools
 
     _, profiles = c.load()
     profile = select(profiles, name)
@@ -377,8 +378,8 @@ def compose_file(
     topology: TopologyArgs,
 ) -> None:
     """Write the compose file of the two-peer topology (services server and client)."""
-    from rpbuild import compose as cmp
     from rpbuild.build import reference_for
+    from rpbuild.topology import compose as cmp
 
     if output is not None:
         cmp.check_output(output)
@@ -419,8 +420,8 @@ def _bring_up_image(
     The options first: a typo must not cost a build that may take minutes.
     """
     from rpbuild import engine as engines
-    from rpbuild import topology as topo
     from rpbuild.build import BuildOptions, build_image
+    from rpbuild.topology import lifecycle as topo
 
     c.quiet = c.quiet or c.as_json
     build = BuildOptions(system=run.system, engine=run.engine, tag=topology.tag, nix=nix.options())
@@ -465,7 +466,7 @@ def topology_up(
 ) -> None:
     """Build what is missing, start server and client, wait until the tunnel works."""
     from rpbuild import engine as engines
-    from rpbuild import topology as topo
+    from rpbuild.topology import lifecycle as topo
 
     opts, built = _bring_up_image(c, topology, run, nix, name=name, compose_file=compose)
     up = topo.up(
@@ -473,8 +474,8 @@ def topology_up(
         engines.detect(built.engine),
         built.reference,
         opts,
-        say=c.notify,
-        show_logs=_show_logs,
+        notify=c.notify,
+        on_container_logs=_show_logs,
     )
     if c.as_json:
         print_json("up", up.as_dict())
@@ -516,7 +517,7 @@ def topology_test(
     """Bring the topology up, prove the tunnel both ways and the pre-shared key (and its
     renewal), and always tear it down."""
     from rpbuild import engine as engines
-    from rpbuild import topology as topo
+    from rpbuild.topology import lifecycle as topo
 
     as_json = c.as_json
     opts, built = _bring_up_image(
@@ -528,9 +529,9 @@ def topology_test(
             engines.detect(built.engine),
             built.reference,
             opts,
-            say=c.notify,
-            report=c.notify if as_json else print,
-            show_logs=_show_logs,
+            notify=c.notify,
+            on_check=lambda check: (c.notify if as_json else print)(check.line()),
+            on_container_logs=_show_logs,
         )
     except topo.TopologyFailed as exc:
         if as_json:
@@ -565,11 +566,11 @@ def topology_down(
 ) -> None:
     """Stop the topology `rpbuild up` started and remove its network and key volumes."""
     from rpbuild import engine as engines
-    from rpbuild import topology as topo
+    from rpbuild.topology import lifecycle as topo
 
     c.quiet = c.quiet or c.as_json
     topo.check_name(name)  # a typo is a usage error, whatever the engine
-    removed = topo.down(c.project(), engines.detect(engine), name, say=c.notify)
+    removed = topo.down(c.project(), engines.detect(engine), name, notify=c.notify)
     if c.as_json:
         print_json("down", {"name": name, "stopped": removed})
     elif not removed and not c.quiet:

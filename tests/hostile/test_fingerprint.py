@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STANDIN, RunCli
+from tests.conftest import STANDIN, RunCli, standin_overrides
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]
 
@@ -98,15 +98,7 @@ def _image(rpbuild: RunCli, project: Path, rosenpass: Path, tag: str, *extra: st
         "image",
         "--tag",
         tag,
-        "--override-input",
-        "nixpkgs",
-        f"path:{STANDIN / 'nixpkgs'}",
-        "--override-input",
-        "rosenpass",
-        f"path:{rosenpass}",
-        "--option",
-        "substituters",
-        "",
+        *standin_overrides(rosenpass=rosenpass),
         "--json",
         *extra,
         cwd=project,

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from rpbuild import topology
 from rpbuild.project import find_project
 from rpbuild.state import project_lock
+from rpbuild.topology import lifecycle as topology
 from tests.conftest import REPO
 
 HOLD = """

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rpbuild import compose as cmp
-from rpbuild import composetool
 from rpbuild import engine as engines
+from rpbuild.topology import compose as cmp
+from rpbuild.topology import composetool
 from tests.integration.test_topology import REKEY, Env, build_args, docker, env, nothing_left
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]

@@ -31,16 +31,11 @@ def nix_json(*args: str) -> Any:
 def closure_by_nix(project: Path, profile: str) -> dict[str, dict[str, Any]]:
     """The image's closure as nix itself reports it: the profile's contents (from the
     rendered flake, evaluated by nix here) through `nix path-info -r`."""
-    overrides = [
-        "--override-input",
-        "nixpkgs",
-        f"path:{STANDIN / 'nixpkgs'}",
-        "--override-input",
-        "rosenpass",
-        f"path:{STANDIN / 'rosenpass'}",
-    ]
     contents = nix_json(
-        "eval", "--json", *overrides, f"path:{project}#rpbuild.x86_64-linux.{profile}.contents"
+        "eval",
+        "--json",
+        *STANDIN_OVERRIDES,
+        f"path:{project}#rpbuild.x86_64-linux.{profile}.contents",
     )
     data = nix_json("path-info", "--json", "-r", *contents.values())
     items = data if isinstance(data, list) else [{"path": k, **v} for k, v in data.items()]

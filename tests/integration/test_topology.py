@@ -36,9 +36,9 @@ from typing import Any
 import pytest
 import yaml
 
-from rpbuild import compose as cmp
-from rpbuild import composetool
 from rpbuild import engine as engines
+from rpbuild.topology import compose as cmp
+from rpbuild.topology import composetool
 from tests.conftest import REPO, ROSENPASS_SOURCE, STANDIN_OVERRIDES, Run, use_rosenpass_source
 
 pytestmark = [pytest.mark.nix, pytest.mark.docker]

@@ -31,7 +31,7 @@
 #     fakeRootCommands, fromImage, enableFakechroot, etc. are not supported (they throw).
 #   - rosenpass and rosenpass-tools are the rosenpass flake stand-in's programs, built by its
 #     own recipe from its own sources (copied byte for byte into ./rosenpass/: build.nix,
-#     rp.sh, rosenpass-standin.c; tests/standin_tests checks the copies), so they keep the
+#     rp.sh, rosenpass-standin.c; ../test_standins.py checks the copies), so they keep the
 #     contract in tests/standin/rosenpass/CONTRACT.md (real bash rp, static C rosenpass doing
 #     a UDP exchange into WireGuard's PSK; no post-quantum cryptography) with nixpkgs' split:
 #     rosenpass holds bin/rosenpass (and the 256 KiB payload), rosenpass-tools bin/rp, whose

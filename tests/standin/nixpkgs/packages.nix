@@ -283,7 +283,7 @@ let
 
   # nixpkgs' rosenpass (bin/rosenpass) and rosenpass-tools (bin/rp): built by the rosenpass
   # flake stand-in's own recipe and sources (byte-identical copies in ./rosenpass/, checked by
-  # tests/standin_tests), so both rosenpass sources keep the same contract, but against this
+  # ../test_standins.py), so both rosenpass sources keep the same contract, but against this
   # set: rp's bash runs on this set's host-libc, its PATH prefix is this set's busybox applets
   # (coreutils, findutils, gawk), rosenpass and wireguard-tools' wg, as nixpkgs wraps rp.
   # So the image holds one libc, as nixpkgs' packages share one glibc; the flake stand-in

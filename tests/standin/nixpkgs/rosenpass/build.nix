@@ -8,7 +8,7 @@
 #     wg), rp's bash using that set's one host libc.
 # The stand-in nixpkgs holds a byte-for-byte copy of this file, rp.sh and rosenpass-standin.c
 # in tests/standin/nixpkgs/rosenpass/ (flakes cannot read outside their directory);
-# tests/standin_tests/test_standins.py checks the copies. Edit here, then copy.
+# tests/standin/test_standins.py checks the copies. Edit here, then copy.
 #
 # Every derivation builds on buildSystem with `builder` (a static busybox: `sh -e -c`), the
 # host's gcc/aarch64-linux-gnu-gcc (cc), readelf, patchelf and python3 (sandbox = false).

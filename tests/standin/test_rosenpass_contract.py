@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.standin_tests import test_standins as standins
+from tests import conftest
+from tests.standin import test_standins as standins
 
-STANDIN = standins.STANDIN / "rosenpass"
+STANDIN = conftest.STANDIN / "rosenpass"
 SK_LEN, PK_LEN = 13608, 524160
 HOST_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TIMEOUT = 30
@@ -740,7 +741,7 @@ def test_builds_are_bit_reproducible(system: str) -> None:
 
 # --- the same programs from the stand-in nixpkgs (rosenpass_source = "nixpkgs") -------------
 
-NIXPKGS = f"path:{standins.STANDIN / 'nixpkgs'}"
+NIXPKGS = f"path:{conftest.STANDIN / 'nixpkgs'}"
 SYSTEMS = ["x86_64-linux", "aarch64-linux"]
 
 

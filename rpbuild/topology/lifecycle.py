@@ -1,19 +1,17 @@
-"""Bring the two-peer topology up, prove the tunnel, and always tear it down.
+"""Bring the two-peer topology up, and always tear it down: options, up, test, down.
 
 `up` waits on conditions with deadlines, never for a fixed time: compose itself
 starts the client once the server is healthy, then rpbuild polls both containers
 until each healthcheck has proved the tunnel (which needs rosenpass's first key
-exchange: only then does it set the WireGuard peer). `test` then checks from outside
-what the healthchecks claim (ping both ways over each address family, a recent
-WireGuard handshake on both sides, the same pre-shared key on both sides and its
-renewal at rosenpass's rekey), shows both containers' logs when anything fails, and
-removes containers, network and key volumes whatever happened.
+exchange: only then does it set the WireGuard peer). `test` then runs the checks
+(checks.py) on what the healthchecks claim, shows both containers' logs when anything
+fails, and removes containers, network and key volumes whatever happened. One `up`
+or `test` per topology name at a time (a lock beside its state file).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import math
 import re
@@ -21,32 +19,25 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpbuild import compose as cmp
-from rpbuild import composetool, process
 from rpbuild import engine as engines
 from rpbuild.errors import CheckFailed, EngineError, ExitCode, Interrupted, RpbuildError
 from rpbuild.fsutil import atomic_write
+from rpbuild.notify import Notify, quiet
 from rpbuild.project import Project
 from rpbuild.state import project_lock
+from rpbuild.topology import compose as cmp
+from rpbuild.topology import composetool
+from rpbuild.topology.checks import Check, OnCheck, ignore, run_checks
 
-HANDSHAKE_MAX_AGE_S = 180  # WireGuard rejects session keys older than this
-PSK_RENEWAL_DEADLINE_S = 200  # rosenpass's initiator renews the key after 130 s
-PSK_AGREE_S = 10  # both sides switch keys within moments: read again until they agree
 POLL_S = 0.5
 VERSION_LABEL = "org.opencontainers.image.version"
 DEFAULT_NAME = "rpbuild"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-Say = Callable[[str], None]
-
-
-def _silent(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -81,19 +72,6 @@ class Topology:
             "tunnel": self.plan.tunnel,
             "seconds": round(self.seconds, 3),
         }
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    skipped: bool = False
-
-    def line(self) -> str:
-        if self.skipped:
-            return f"skip  {self.name} skipped: {self.detail}"
-        return f"{'ok' if self.ok else 'FAIL':<5} {self.name}: {self.detail}"
 
 
 class TopologyFailed(CheckFailed):
@@ -418,7 +396,7 @@ def _start(
     prepared: _Prepared,
     opts: Options,
     name: str,
-    say: Say,
+    notify: Notify,
     started: float,
 ) -> Topology:
     deadline = started + opts.timeout
@@ -427,7 +405,7 @@ def _start(
     file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(file, cmp.dump(prepared.doc))
     topo = Topology(name=name, file=file, compose=tool, plan=plan)
-    say(f"{name}: starting server and client ({tool.name}, IP {plan.ip})")
+    notify(f"{name}: starting server and client ({tool.name}, IP {plan.ip})")
     try:
         try:
             composetool.up(tool, name, file, timeout=max(1.0, deadline - time.monotonic()))
@@ -449,7 +427,7 @@ def _start(
         r: cid for r, cid in composetool.containers(engine, name).items() if r in cmp.ROLES
     }
     topo.seconds = time.monotonic() - started
-    say(f"{name}: tunnel up after {topo.seconds:.1f} s")
+    notify(f"{name}: tunnel up after {topo.seconds:.1f} s")
     return topo
 
 
@@ -466,7 +444,7 @@ def container_logs(engine: engines.Engine, name: str) -> str:
 _KINDS = {"containers": "containers", "networks": "network", "volumes": "key volumes"}
 
 
-def teardown(engine: engines.Engine, name: str, file: Path | None, say: Say = _silent) -> None:
+def teardown(engine: engines.Engine, name: str, file: Path | None, notify: Notify = quiet) -> None:
     """compose down (containers, network, volumes), then remove whatever is left by label.
 
     The state file goes only once the engine has said that nothing is left, and
@@ -498,7 +476,7 @@ def teardown(engine: engines.Engine, name: str, file: Path | None, say: Say = _s
         file.unlink(missing_ok=True)
     removed = [_KINDS[kind] for kind, items in found.items() if items]
     if removed:
-        say(f"{name}: removed {_join(removed)}")
+        notify(f"{name}: removed {_join(removed)}")
 
 
 def _join(words: Sequence[str]) -> str:
@@ -507,7 +485,12 @@ def _join(words: Sequence[str]) -> str:
 
 @contextlib.contextmanager
 def _cleanup_on_failure(
-    engine: engines.Engine, name: str, project: Project, show_logs: Say, say: Say, always: bool
+    engine: engines.Engine,
+    name: str,
+    project: Project,
+    on_container_logs: Notify,
+    notify: Notify,
+    always: bool,
 ) -> Iterator[None]:
     """On failure: show both logs, then tear down; with always, tear down in any case.
 
@@ -524,12 +507,12 @@ def _cleanup_on_failure(
         failure = exc
         if getattr(exc, "show_logs", True):
             with contextlib.suppress(RpbuildError):
-                show_logs(container_logs(engine, name))
+                on_container_logs(container_logs(engine, name))
         raise
     finally:
         if failure is not None or always:
             try:
-                teardown(engine, name, state_file(project, name), say)
+                teardown(engine, name, state_file(project, name), notify)
             except RpbuildError as exc:
                 if failure is None:
                     raise
@@ -540,7 +523,7 @@ def _cleanup_on_failure(
                 if isinstance(failure, RpbuildError):
                     failure.hint = f"{left}; {failure.hint}" if failure.hint else left
                 else:
-                    say(f"warning: {left}")
+                    notify(f"warning: {left}")
 
 
 def up(
@@ -549,18 +532,18 @@ def up(
     image: str,
     opts: Options,
     *,
-    say: Say = _silent,
-    show_logs: Say = _silent,
+    notify: Notify = quiet,
+    on_container_logs: Notify = quiet,
 ) -> Topology:
     """Start the topology and leave it running once the tunnel works."""
     validate_options(opts)
     name = check_name(opts.name or DEFAULT_NAME)
-    with _interruptible(), _claimed(project, name, say):
+    with _interruptible(), _claimed(project, name, notify):
         _refuse_existing(engine, name)
         started = time.monotonic()
         prepared = _prepare(engine, image, opts)
-        with _cleanup_on_failure(engine, name, project, show_logs, say, always=False):
-            return _start(project, engine, prepared, opts, name, say, started)
+        with _cleanup_on_failure(engine, name, project, on_container_logs, notify, always=False):
+            return _start(project, engine, prepared, opts, name, notify, started)
 
 
 @contextlib.contextmanager
@@ -583,13 +566,13 @@ def _interruptible() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _claimed(project: Project, name: str, say: Say) -> Iterator[None]:
+def _claimed(project: Project, name: str, notify: Notify) -> Iterator[None]:
     """One `up` or `test` per topology name at a time: between the check that the name
     is free and its containers starting, a second run would pass the check too, and its
     cleanup on failure would tear down the first run's topology."""
     lock = state_file(project, name).with_suffix(".lock")
     waiting = f"{name}: another rpbuild is starting it; waiting"
-    with project_lock(lock, on_wait=lambda: say(waiting)) as held:
+    with project_lock(lock, on_wait=lambda: notify(waiting)) as held:
         try:
             yield
         finally:
@@ -606,7 +589,7 @@ def _refuse_existing(engine: engines.Engine, name: str) -> None:
         )
 
 
-def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _silent) -> bool:
+def down(project: Project, engine: engines.Engine, name: str, *, notify: Notify = quiet) -> bool:
     """Remove the topology; False when the engine says nothing of it exists.
 
     An engine that cannot be asked raises: "nothing to stop" is said only when
@@ -614,161 +597,15 @@ def down(project: Project, engine: engines.Engine, name: str, *, say: Say = _sil
     """
     check_name(name)
     file = state_file(project, name)
-    with _claimed(project, name, say):  # removes the topology's lock once it is gone
+    with _claimed(project, name, notify):  # removes the topology's lock once it is gone
         if not any(composetool.leftovers(engine, name).values()):
             file.unlink(missing_ok=True)  # the state of a topology that is gone
             return False
-        teardown(engine, name, file, say)
+        teardown(engine, name, file, notify)
         return True
 
 
-# --- checks -----------------------------------------------------------------
-
-
-def _exec(engine: engines.Engine, cid: str, *argv: str, timeout: float = 60) -> process.Result:
-    return engines.exec_in(engine, cid, *argv, timeout=timeout)
-
-
-def _ping_summary(output: str) -> str:
-    for line in output.splitlines():
-        if "packets transmitted" in line:
-            return line.strip()
-    return (output.strip().splitlines() or ["no output"])[-1]
-
-
-def _wg_table(engine: engines.Engine, cid: str, what: str) -> dict[str, str] | None:
-    """`wg show rosenpass0 WHAT` as peer -> value; None when wg fails."""
-    result = _exec(engine, cid, "wg", "show", cmp.DEVICE, what)
-    if result.returncode != 0:
-        return None
-    table: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        peer, _, value = line.strip().partition("\t")
-        if peer:
-            table[peer] = value.strip()
-    return table
-
-
-def check_pings(engine: engines.Engine, topo: Topology) -> Iterator[Check]:
-    for src, dst in (("client", "server"), ("server", "client")):
-        for fam, addr in sorted(topo.plan.tunnel_addresses(dst).items()):
-            result = _exec(
-                engine, topo.containers[src], "ping", "-c", "3", "-W", "2", "-w", "15", addr
-            )
-            yield Check(
-                f"ping {src} -> {dst} {addr} (IPv{fam}) over the tunnel",
-                result.returncode == 0,
-                _ping_summary(result.stdout + result.stderr),
-            )
-
-
-def check_handshakes(engine: engines.Engine, topo: Topology) -> Iterator[Check]:
-    for role in cmp.ROLES:
-        name = f"WireGuard handshake on the {role}"
-        table = _wg_table(engine, topo.containers[role], "latest-handshakes")
-        if table is None:
-            yield Check(name, False, f"wg show {cmp.DEVICE} failed")
-            continue
-        stamps = [int(v) for v in table.values() if v.isdigit()]
-        newest = max(stamps, default=0)
-        if newest == 0:
-            yield Check(name, False, "none yet")
-            continue
-        age = int(time.time()) - newest
-        yield Check(name, age <= HANDSHAKE_MAX_AGE_S, f"{age} s ago")
-
-
-def _psk_digests(engine: engines.Engine, topo: Topology) -> dict[str, str | None]:
-    """Each side's pre-shared key for its one peer, as a digest: keys are never shown."""
-    out: dict[str, str | None] = {}
-    for role in cmp.ROLES:
-        table = _wg_table(engine, topo.containers[role], "preshared-keys")
-        values = list((table or {}).values())
-        if len(values) != 1 or values[0] in ("", "(none)"):
-            out[role] = None
-        else:
-            out[role] = hashlib.sha256(values[0].encode()).hexdigest()
-    return out
-
-
-def psk_renewal_deadline(topo: Topology, *, standin: bool) -> float:
-    """Seconds to wait for the renewed key: upstream's initiator rekeys after 130 s; the
-    stand-in with ROSENPASS_STANDIN_REKEY_SECONDS=S after S * 130/120 s."""
-    rekey = topo.plan.standin_rekey_seconds if standin else None
-    if rekey is None:
-        return PSK_RENEWAL_DEADLINE_S
-    return 2 * rekey + 20
-
-
-def check_psk(
-    engine: engines.Engine, topo: Topology, say: Say, *, standin: bool = False
-) -> Iterator[Check]:
-    """rosenpass sets the same PSK on both sides (a failed exchange sets a random
-    one) and replaces it when it rekeys.
-
-    The two sides switch keys moments apart, so the first reading is repeated for a
-    few seconds until both agree; the renewal is a new key on both sides, equal again.
-    """
-    name = "pre-shared key set by rosenpass"
-    started = time.monotonic()
-    while True:
-        first = _psk_digests(engine, topo)
-        unset = [role for role, d in first.items() if d is None]
-        if not unset and first["server"] == first["client"]:
-            break
-        if time.monotonic() - started >= PSK_AGREE_S:
-            if unset:
-                yield Check(name, False, f"(none) on the {unset[0]}")
-            else:
-                yield Check(name, False, f"the two sides differ for {PSK_AGREE_S} s")
-            return
-        time.sleep(POLL_S)
-    kind = " (the stand-in's key: no post-quantum exchange)" if standin else ""
-    yield Check(name, True, f"set, the same on both sides{kind}")
-    deadline = psk_renewal_deadline(topo, standin=standin)
-    say(f"waiting up to {deadline:g} s for rosenpass to renew the key")
-    started = time.monotonic()
-    pause = min(2.0, deadline / 20)
-    while time.monotonic() - started < deadline:
-        now = _psk_digests(engine, topo)
-        changed = all(now[r] is not None and now[r] != first[r] for r in cmp.ROLES)
-        if changed and now["server"] == now["client"]:
-            waited = time.monotonic() - started
-            yield Check(
-                "pre-shared key renewed by rosenpass",
-                True,
-                f"a new key, the same on both sides, after {waited:.0f} s",
-            )
-            return
-        time.sleep(pause)
-    yield Check(
-        "pre-shared key renewed by rosenpass",
-        False,
-        f"not renewed on both sides within {deadline:g} s",
-    )
-
-
-def run_checks(
-    engine: engines.Engine,
-    topo: Topology,
-    *,
-    standin: bool,
-    report: Say = _silent,
-    say: Say = _silent,
-) -> list[Check]:
-    checks: list[Check] = []
-
-    def add(check: Check) -> None:
-        checks.append(check)
-        report(check.line())
-
-    for check in check_pings(engine, topo):
-        add(check)
-    for check in check_handshakes(engine, topo):
-        add(check)
-    for check in check_psk(engine, topo, say, standin=standin):
-        add(check)
-    return checks
+# --- test: up, checks, down -----------------------------------------------
 
 
 def test(
@@ -777,9 +614,9 @@ def test(
     image: str,
     opts: Options,
     *,
-    say: Say = _silent,
-    report: Say = _silent,
-    show_logs: Say = _silent,
+    notify: Notify = quiet,
+    on_check: OnCheck = ignore,
+    on_container_logs: Notify = quiet,
 ) -> list[Check]:
     """up, check, down: the topology never outlives the call, pass or fail.
 
@@ -787,8 +624,8 @@ def test(
     """
     validate_options(opts)
     name = check_name(opts.name or f"rpbuild-test-{uuid.uuid4().hex[:8]}")
-    with _interruptible(), _claimed(project, name, say):
-        return _test(project, engine, image, opts, name, say, report, show_logs)
+    with _interruptible(), _claimed(project, name, notify):
+        return _test(project, engine, image, opts, name, notify, on_check, on_container_logs)
 
 
 def _test(
@@ -797,9 +634,9 @@ def _test(
     image: str,
     opts: Options,
     name: str,
-    say: Say,
-    report: Say,
-    show_logs: Say,
+    notify: Notify,
+    on_check: OnCheck,
+    on_container_logs: Notify,
 ) -> list[Check]:
     """test() once SIGINT is sure to stop it."""
     _refuse_existing(engine, name)
@@ -817,14 +654,14 @@ def _test(
         )
     started = time.monotonic()
     prepared = _prepare(engine, image, opts)
-    with _cleanup_on_failure(engine, name, project, show_logs, say, always=True):
-        topo = _start(project, engine, prepared, opts, name, say, started)
+    with _cleanup_on_failure(engine, name, project, on_container_logs, notify, always=True):
+        topo = _start(project, engine, prepared, opts, name, notify, started)
         checks = run_checks(
             engine,
             topo,
             standin=standin,
-            report=report,
-            say=say,
+            on_check=on_check,
+            notify=notify,
         )
         failed = [c for c in checks if not c.ok]
         if failed:

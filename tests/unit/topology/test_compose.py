@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpbuild import compose as cmp
 from rpbuild.errors import RpbuildError
+from rpbuild.topology import compose as cmp
 from tests.conftest import RunCli
 
 IMAGE = "rosenpass:with-wireguard"

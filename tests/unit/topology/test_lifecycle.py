@@ -1,6 +1,5 @@
-"""The topology checks' logic with the engine faked: what `rpbuild test` concludes
-from what `wg` and `docker inspect` say. The PSK checks matter most here: the test
-machine has no real rosenpass, so this is where their logic runs on every CI run.
+"""The topology's lifecycle with the engine faked: options checked before anything is
+touched, what `up` concludes from what `docker inspect` says, teardown, locks, SIGINT.
 
 Engine failures (an unreachable daemon, a listing refused, a removal that fails) come
 from FakeEngine, a scripted executable that rpbuild runs through its real process
@@ -8,13 +7,10 @@ helper; EngineCalls only guards that refused runs start no process at all."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,162 +18,13 @@ from typing import Any, cast
 
 import pytest
 
-from rpbuild import compose as cmp
-from rpbuild import composetool
-from rpbuild import topology as topo
-from rpbuild.composetool import Compose
 from rpbuild.engine import Engine
 from rpbuild.errors import EngineError, RpbuildError, ToolMissing
 from rpbuild.project import Project
-
-ENGINE = Engine(name="docker", binary="/usr/bin/docker")
-
-
-def make_topology() -> topo.Topology:
-    plan = cmp.plan(cmp.TopologySpec(image="x:y"))
-    return topo.Topology(
-        name="t",
-        file=Path("/nonexistent"),
-        compose=Compose(engine=ENGINE, command=("docker-compose",)),
-        plan=plan,
-        containers={"server": "sid", "client": "cid"},
-    )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    clock_module = SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep, time=lambda: 1000.0)
-    monkeypatch.setattr("rpbuild.topology.time", clock_module)
-    return fake
-
-
-def fake_psks(monkeypatch: pytest.MonkeyPatch, rounds: list[dict[str, str]]) -> None:
-    """Each call of _psk_digests' wg reads takes the next round (the last one repeats)."""
-    calls: Iterator[dict[str, str]] = iter(rounds)
-    current: dict[str, str] = {}
-
-    def wg_table(engine: Engine, cid: str, what: str) -> dict[str, str] | None:
-        nonlocal current
-        assert what == "preshared-keys"
-        if cid == "sid":
-            current = next(calls, rounds[-1])
-        role = "server" if cid == "sid" else "client"
-        return {f"peer-of-{role}": current[role]}
-
-    monkeypatch.setattr(topo, "_wg_table", wg_table)
-
-
-def psk_checks(
-    monkeypatch: pytest.MonkeyPatch,
-    rounds: list[dict[str, str]],
-    topology: topo.Topology | None = None,
-    standin: bool = False,
-) -> list[topo.Check]:
-    fake_psks(monkeypatch, rounds)
-    return list(
-        topo.check_psk(ENGINE, topology or make_topology(), lambda _: None, standin=standin)
-    )
-
-
-def test_psk_unset_fails(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
-    [check] = psk_checks(monkeypatch, [{"server": "(none)", "client": "(none)"}])
-    assert not check.ok and "(none) on the server" in check.detail
-    assert clock.now == 1000.0 + topo.PSK_AGREE_S  # read again for a while first
-
-
-def test_psk_differing_between_the_sides_fails(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    [check] = psk_checks(monkeypatch, [{"server": "A=", "client": "B="}])
-    assert not check.ok and "differ" in check.detail
-
-
-def test_psk_read_while_the_sides_switch_keys_is_read_again(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    """The peer appears only after rosenpass's first exchange, and the two sides take a
-    new key moments apart: neither is a failure as long as they agree soon."""
-    rounds = [{"server": "(none)", "client": "(none)"}, {"server": "A=", "client": "(none)"}]
-    rounds += [{"server": "A=", "client": "A="}] * 3 + [{"server": "B=", "client": "B="}]
-    set_, renewed = psk_checks(monkeypatch, rounds)
-    assert set_.ok and renewed.ok
-
-
-def test_the_stand_in_s_short_rekey_interval_sets_the_wait(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    topology = make_topology()
-    topology.plan = replace(topology.plan, standin_rekey_seconds=6.0)
-    assert topo.psk_renewal_deadline(topology, standin=True) == 32
-    assert topo.psk_renewal_deadline(topology, standin=False) == topo.PSK_RENEWAL_DEADLINE_S
-    set_, renewed = psk_checks(
-        monkeypatch, [{"server": "A=", "client": "A="}], topology, standin=True
-    )
-    assert set_.ok and "stand-in" in set_.detail
-    assert not renewed.ok and "within 32 s" in renewed.detail
-    assert clock.now <= 1000.0 + 32 + 2
-
-
-def test_psk_set_and_renewed_passes(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
-    rounds = [{"server": "A=", "client": "A="}] * 30
-    rounds += [{"server": "B=", "client": "A="}]  # one side first: not yet
-    rounds += [{"server": "B=", "client": "B="}]
-    set_, renewed = psk_checks(monkeypatch, rounds)
-    assert set_.ok and renewed.ok
-    assert "a new key, the same on both sides, after" in renewed.detail
-    assert "A=" not in set_.line() + renewed.line()  # keys are never shown
-
-
-def test_psk_never_renewed_fails_at_the_deadline(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    set_, renewed = psk_checks(monkeypatch, [{"server": "A=", "client": "A="}])
-    assert set_.ok and not renewed.ok
-    assert f"within {topo.PSK_RENEWAL_DEADLINE_S} s" in renewed.detail
-
-
-@pytest.mark.parametrize(
-    "stamps,ok,detail",
-    [(["0"], False, "none yet"), (["990"], True, "10 s ago"), (["700"], False, "300 s ago")],
-)
-def test_handshake_must_be_recent(
-    monkeypatch: pytest.MonkeyPatch, stamps: list[str], ok: bool, detail: str
-) -> None:
-    monkeypatch.setattr("rpbuild.topology.time", SimpleNamespace(time=lambda: 1000.0))
-    monkeypatch.setattr(
-        topo, "_wg_table", lambda e, c, w: {f"p{i}": s for i, s in enumerate(stamps)}
-    )
-    checks = list(topo.check_handshakes(ENGINE, make_topology()))
-    assert [(c.ok, c.detail) for c in checks] == [(ok, detail)] * 2
-
-
-@pytest.mark.parametrize("standin", [True, False])
-def test_psk_checks_run_for_stand_in_and_real_images_alike(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, standin: bool
-) -> None:
-    monkeypatch.setattr(topo, "check_pings", lambda e, t: iter(()))
-    monkeypatch.setattr(topo, "check_handshakes", lambda e, t: iter(()))
-    fake_psks(monkeypatch, [{"server": "A=", "client": "A="}, {"server": "B=", "client": "B="}])
-    lines: list[str] = []
-    checks = topo.run_checks(ENGINE, make_topology(), standin=standin, report=lines.append)
-    assert [c.name for c in checks] == [
-        "pre-shared key set by rosenpass",
-        "pre-shared key renewed by rosenpass",
-    ]
-    assert all(c.ok and not c.skipped for c in checks)
-    assert lines[0].startswith("ok    pre-shared key set by rosenpass: set, the same")
+from rpbuild.topology import compose as cmp
+from rpbuild.topology import lifecycle as topo
+from rpbuild.topology.composetool import Compose
+from tests.unit.topology.conftest import ENGINE, UNREACHABLE, FakeClock, FakeEngine
 
 
 def state(health: str, output: str, status: str = "running") -> topo._State:
@@ -187,7 +34,8 @@ def state(health: str, output: str, status: str = "running") -> topo._State:
 def fake_states(monkeypatch: pytest.MonkeyPatch, rounds: list[dict[str, topo._State]]) -> None:
     calls = iter(rounds)
     monkeypatch.setattr(
-        "rpbuild.topology.composetool.containers", lambda e, n: {"server": "sid", "client": "cid"}
+        "rpbuild.topology.composetool.containers",
+        lambda e, n: {"server": "sid", "client": "cid"},
     )
     monkeypatch.setattr(topo, "_states", lambda e, ids: next(calls, rounds[-1]))
 
@@ -316,7 +164,9 @@ def test_test_refuses_a_running_topology_and_touches_nothing(
     engine = EngineCalls(monkeypatch, RUNNING)
     lines: list[str] = []
     with pytest.raises(RpbuildError) as info:
-        topo.test(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"), say=lines.append)
+        topo.test(
+            fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"), notify=lines.append
+        )
     assert info.value.message == "topology 'rvx' exists already"
     assert "rpbuild down --name rvx" in (info.value.hint or "")
     assert engine.calls == ["containers rvx"]  # looked, nothing else
@@ -412,9 +262,10 @@ def test_a_missing_image_tears_nothing_down(
     """Nothing was created, so nothing is "removed" (no misleading message either)."""
     engine = EngineCalls(monkeypatch, {})
     monkeypatch.setattr(
-        "rpbuild.composetool.detect", lambda e: Compose(engine=e, command=("docker-compose",))
+        "rpbuild.topology.composetool.detect",
+        lambda e: Compose(engine=e, command=("docker-compose",)),
     )
-    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: [])
+    monkeypatch.setattr("rpbuild.topology.composetool.network_subnets", lambda e: [])
     monkeypatch.setattr("rpbuild.engine.inspect", lambda e, ref: None)
     with pytest.raises(RpbuildError, match=r"^x:y: no such image in docker; build it first$"):
         topo.up(fake_project(tmp_path), ENGINE, "x:y", topo.Options(name="rvx"))
@@ -428,7 +279,7 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
     topo.validate_options(topo.Options())
     topo.validate_options(topo.Options(ip="4", subnet4="172.30.0.0/24", name="x_1", timeout=5))
     topo.validate_options(topo.Options(ip="6", subnet4="172.30.0.0/24"))  # the bridge keeps it
-    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: [])
+    monkeypatch.setattr("rpbuild.topology.composetool.network_subnets", lambda e: [])
     opts = topo.Options(tunnel4="172.31.240.0/24", tunnel6="fd00:7270::/64")
     topo.validate_options(opts)  # the bridge subnets are chosen later, around the tunnel
     doc, _ = topo.render(ENGINE, "x:y", opts)
@@ -439,84 +290,6 @@ def test_valid_options_pass_and_chosen_subnets_avoid_the_tunnel(
 
 
 # --- an engine that cannot be asked is an error, never "nothing there" -------------
-
-DAEMON_DOWN = "Cannot connect to the Docker daemon at unix:///tmp/nonexistent.sock."
-
-
-# A stand-in engine executable: rpbuild runs it through its real process helper, so
-# nothing in rpbuild is patched. Answers are looked up by the first matching argv prefix
-# (arguments after the binary, joined by spaces): (code, stdout, stderr), or a dict whose
-# key "after PREFIX" answers once a call starting with PREFIX was made, else "default".
-_FAKE_ENGINE = """#!{python}
-import json, pathlib, sys
-here = pathlib.Path(sys.argv[0]).resolve().parent
-line = " ".join(sys.argv[1:])
-log = here / "calls"
-before = log.read_text().splitlines() if log.exists() else []
-with log.open("a") as fh:
-    fh.write(line + "\\n")
-for prefix, answer in json.loads((here / "answers.json").read_text()):
-    if line.startswith(prefix):
-        if isinstance(answer, dict):
-            done = [k for k in answer if k.startswith("after ")
-                    and any(b.startswith(k[6:]) for b in before)]
-            answer = answer[done[0]] if done else answer["default"]
-        code, out, err = answer
-        sys.stdout.write(out)
-        sys.stderr.write(err)
-        sys.exit(code)
-sys.stderr.write("unexpected engine call: " + line + "\\n")
-sys.exit(99)
-"""
-
-
-class FakeEngine:
-    """A scripted `docker` that really runs: see _FAKE_ENGINE."""
-
-    def __init__(
-        self,
-        monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path,
-        answers: dict[str, Any],
-        name: str = "docker",
-    ) -> None:
-        self.dir = tmp_path / f"fake-{name}"
-        self.dir.mkdir(exist_ok=True)
-        (self.dir / "answers.json").write_text(json.dumps(list(answers.items())))
-        (self.dir / "calls").unlink(missing_ok=True)
-        exe = self.dir / name
-        exe.write_text(_FAKE_ENGINE.replace("{python}", sys.executable))
-        exe.chmod(0o755)
-        self.engine = Engine(name=name, binary=str(exe))
-        # Only the fake on PATH: no real compose tool is found behind its back.
-        monkeypatch.setenv("PATH", str(self.dir))
-
-    @property
-    def calls(self) -> list[str]:
-        log = self.dir / "calls"
-        return log.read_text().splitlines() if log.exists() else []
-
-
-UNREACHABLE = {"": (1, "", DAEMON_DOWN)}  # every command, `docker version` too
-
-
-def test_a_failing_listing_is_an_error_not_an_empty_project(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    engine = FakeEngine(monkeypatch, tmp_path, UNREACHABLE).engine
-    with pytest.raises(ToolMissing, match="Docker daemon is not running or not reachable"):
-        composetool.leftovers(engine, "rvx")
-    # The daemon answers, the listing fails for another reason: that reason, in one line.
-    answers = {"version": (0, "20.10\n", ""), "": (1, "", "permission denied\n")}
-    engine = FakeEngine(monkeypatch, tmp_path, answers).engine
-    with pytest.raises(EngineError) as info:
-        composetool.leftovers(engine, "rvx")
-    assert info.value.message == "docker ps failed (exit 1): permission denied"
-    with pytest.raises(EngineError, match=r"^docker ps failed"):
-        composetool.containers(engine, "rvx")
-    with pytest.raises(EngineError, match=r"^docker network ls failed"):
-        composetool.network_subnets(engine)
 
 
 @pytest.mark.parametrize("with_state", [True, False])
@@ -534,7 +307,7 @@ def test_down_with_an_unreachable_engine_fails_and_keeps_the_state(
     engine = FakeEngine(monkeypatch, tmp_path, UNREACHABLE).engine
     lines: list[str] = []
     with pytest.raises(ToolMissing) as info:
-        topo.down(project, engine, "rvx", say=lines.append)
+        topo.down(project, engine, "rvx", notify=lines.append)
     assert "\n" not in info.value.message and info.value.hint
     assert lines == []
     assert file.is_file() == with_state
@@ -645,9 +418,10 @@ def test_explicit_subnets_that_overlap_an_engine_network_are_refused_naming_both
     monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], message: str | None
 ) -> None:
     """`test --subnet4 172.17.0.0/16` failed in compose with "Pool overlaps ...", no option."""
-    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    monkeypatch.setattr("rpbuild.topology.composetool.network_subnets", lambda e: NETWORKS)
     monkeypatch.setattr(
-        "rpbuild.composetool.detect", lambda e: Compose(engine=e, command=("docker-compose",))
+        "rpbuild.topology.composetool.detect",
+        lambda e: Compose(engine=e, command=("docker-compose",)),
     )
     opts = topo.Options(**kwargs)
     topo.validate_options(opts)  # without the engine, nothing is asked of it
@@ -668,7 +442,7 @@ def test_explicit_subnets_that_overlap_an_engine_network_are_refused_naming_both
 def test_a_compose_file_whose_subnet_is_taken_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    monkeypatch.setattr("rpbuild.topology.composetool.network_subnets", lambda e: NETWORKS)
     file = tmp_path / "c.json"
     file.write_text(cmp.dump(cmp.document(cmp.TopologySpec(image="x:y", subnet4="172.17.3.0/24"))))
     with pytest.raises(RpbuildError) as info:
@@ -692,8 +466,8 @@ def test_compose_s_pool_overlap_error_is_named_after_the_option(
             "docker-compose up failed (exit 1): Pool overlaps with other one on this address space"
         )
 
-    monkeypatch.setattr("rpbuild.composetool.up", up)
-    monkeypatch.setattr("rpbuild.composetool.network_subnets", lambda e: NETWORKS)
+    monkeypatch.setattr("rpbuild.topology.composetool.up", up)
+    monkeypatch.setattr("rpbuild.topology.composetool.network_subnets", lambda e: NETWORKS)
     opts = topo.Options(subnet4="172.17.0.0/24", name="rvx")
     with pytest.raises(RpbuildError) as info:
         topo._start(fake_project(tmp_path), ENGINE, prepared, opts, "rvx", lambda _: None, 0.0)

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-STANDIN = Path(__file__).resolve().parent.parent / "standin"
+from tests.conftest import STANDIN, standin_overrides
+
 NIX = [
     "nix",
     "--extra-experimental-features",
@@ -29,15 +30,8 @@ NIX = [
     "substituters",
     "",
 ]
-OVERRIDES = [
-    "--no-write-lock-file",
-    "--override-input",
-    "nixpkgs",
-    f"path:{STANDIN / 'nixpkgs'}",
-    "--override-input",
-    "rosenpass",
-    f"path:{STANDIN / 'rosenpass'}",
-]
+# The consumer flake's inputs, as rpbuild's tests pass them (its no-cache option repeats NIX's).
+OVERRIDES = ["--no-write-lock-file", *standin_overrides()]
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
 PACKAGES = (
     "busybox",
