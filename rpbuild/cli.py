@@ -423,7 +423,6 @@ def _bring_up_image(
     from rpbuild.build import BuildOptions, build_image
     from rpbuild.topology import lifecycle as topo
 
-    c.quiet = c.quiet or c.as_json
     build = BuildOptions(system=run.system, engine=run.engine, tag=topology.tag, nix=nix.options())
     opts = topo.Options(
         ip=topology.ip,
@@ -519,7 +518,6 @@ def topology_test(
     from rpbuild import engine as engines
     from rpbuild.topology import lifecycle as topo
 
-    as_json = c.as_json
     opts, built = _bring_up_image(
         c, topology, run, nix, name=name, compose_file=compose, real_rosenpass=real_rosenpass
     )
@@ -530,14 +528,14 @@ def topology_test(
             built.reference,
             opts,
             notify=c.notify,
-            on_check=lambda check: (c.notify if as_json else print)(check.line()),
+            on_check=lambda check: (c.notify if c.as_json else print)(check.line()),
             on_container_logs=_show_logs,
         )
     except topo.TopologyFailed as exc:
-        if as_json:
+        if c.as_json:
             print_json("test", _test_document(built.reference, exc.checks, passed=False))
         raise
-    if as_json:
+    if c.as_json:
         print_json("test", _test_document(built.reference, checks, passed=True))
         return
     skipped = sum(1 for check in checks if check.skipped)
@@ -568,7 +566,6 @@ def topology_down(
     from rpbuild import engine as engines
     from rpbuild.topology import lifecycle as topo
 
-    c.quiet = c.quiet or c.as_json
     topo.check_name(name)  # a typo is a usage error, whatever the engine
     removed = topo.down(c.project(), engines.detect(engine), name, notify=c.notify)
     if c.as_json:

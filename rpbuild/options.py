@@ -82,11 +82,8 @@ class Context:
 
     def notify(self, message: str) -> None:
         """Progress for a person on stderr; nothing with -q or --json."""
-        if not self.quiet:
+        if not (self.quiet or self.as_json):
             sys.stderr.write(f"{message}\n")
-
-    def print_json(self, kind: str, data: Mapping[str, object] | Sequence[object]) -> None:
-        print_json(kind, data)
 
 
 def print_json(kind: str, data: Mapping[str, object] | Sequence[object]) -> None:

@@ -43,7 +43,7 @@ class ReleaseOptions:
     tls_verify: bool = True
     nix: nix.NixOptions = field(default_factory=nix.NixOptions)
     allow_override_input: bool = False  # publish a non-snapshot built from overridden inputs
-    sign: Signing | None = None  # sign every pushed tag (rpbuild.signing)
+    sign: Signing | None = None  # sign every pushed tag (rpbuild.release.signing)
     invocation: tuple[str, ...] = ()  # the command line, for the provenance
 
 
